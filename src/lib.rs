@@ -1,0 +1,3 @@
+//! disburse: the monthly dibao payment processor. See ARCHITECTURE.md for the codemap.
+
+pub mod domain;
