@@ -1,3 +1,6 @@
-//! The pure domain: money, months, identifiers, households and decisions. No IO here.
+//! The pure domain: money, months, identifiers, households, decisions, payments and
+//! bank results. No IO here.
 
+pub mod bank_result;
 pub mod money;
+pub mod payment;
