@@ -1,6 +1,10 @@
-//! The pure domain: money, months, identifiers, households, decisions, payments and
-//! bank results. No IO here.
+//! The pure domain: money, months, identifiers, masking, households, decisions,
+//! payments and bank results. No IO here.
 
 pub mod bank_result;
+pub mod household;
+pub mod ids;
+pub mod mask;
 pub mod money;
+pub mod month;
 pub mod payment;
