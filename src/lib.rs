@@ -1,3 +1,9 @@
 //! disburse: the monthly dibao payment processor. See ARCHITECTURE.md for the codemap.
 
+pub mod audit;
+pub mod cli;
+pub mod clock;
 pub mod domain;
+pub mod imports;
+pub mod store;
+pub mod telemetry;

@@ -122,7 +122,9 @@ impl DecisionKind {
     ];
 
     pub fn parse(text: &str) -> Option<DecisionKind> {
-        DecisionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        DecisionKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -140,8 +142,15 @@ impl DecisionKind {
 }
 
 /// The reason codes CONTRACTS §2.2 names; free text is kept as it is.
-pub const REASON_CODES: [&str; 7] =
-    ["death", "income", "moved", "refused_work", "false_report", "voluntary", "review_failed"];
+pub const REASON_CODES: [&str; 7] = [
+    "death",
+    "income",
+    "moved",
+    "refused_work",
+    "false_report",
+    "voluntary",
+    "review_failed",
+];
 
 /// A blacklist lasts twelve months from its effective month (P11).
 pub const BLACKLIST_MONTHS: i64 = 12;

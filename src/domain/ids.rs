@@ -63,7 +63,11 @@ impl ResidentId {
 
 /// The GB 11643 check character for the first 17 digits.
 pub fn resident_id_check_char(first_seventeen: &[u8]) -> u8 {
-    assert_eq!(first_seventeen.len(), 17, "GB 11643 checks exactly 17 digits");
+    assert_eq!(
+        first_seventeen.len(),
+        17,
+        "GB 11643 checks exactly 17 digits"
+    );
     let sum: u32 = first_seventeen
         .iter()
         .zip(ID_WEIGHTS)
@@ -107,12 +111,18 @@ impl AccountNumber {
         let looks_like_card = (16..=19).contains(&digits.len())
             && (digits.starts_with("62") || digits.starts_with(['3', '4', '5']));
         if !looks_like_card {
-            return Ok(AccountNumber { digits: digits.to_string(), kind: AccountKind::Passbook });
+            return Ok(AccountNumber {
+                digits: digits.to_string(),
+                kind: AccountKind::Passbook,
+            });
         }
         if !luhn_valid(digits) {
             return Err(IdError::AccountLuhn);
         }
-        Ok(AccountNumber { digits: digits.to_string(), kind: AccountKind::Card })
+        Ok(AccountNumber {
+            digits: digits.to_string(),
+            kind: AccountKind::Card,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -189,7 +199,12 @@ digit_code!(
     IdError::BankCodeShape,
     "A 12-digit CNAPS participant code; its first three digits are the bank class."
 );
-digit_code!(RegionCode, 6, IdError::RegionCodeShape, "A 6-digit GB/T 2260 region code.");
+digit_code!(
+    RegionCode,
+    6,
+    IdError::RegionCodeShape,
+    "A 6-digit GB/T 2260 region code."
+);
 
 impl BankCode {
     /// The bank class: `102` ICBC, `402` rural credit cooperative, `314` rural commercial…
@@ -206,7 +221,9 @@ impl HouseholdId {
     pub fn parse(text: &str) -> Result<HouseholdId, IdError> {
         let text = text.trim();
         let ok = (1..=32).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
             return Err(IdError::HouseholdIdShape);
         }
@@ -239,12 +256,27 @@ mod tests {
 
     #[test]
     fn account_numbers() {
-        assert_eq!(AccountNumber::parse("6222020200001234567").map(|a| a.kind()), Err(IdError::AccountLuhn));
-        let valid = format!("622202020000123456{}", luhn_check_digit("622202020000123456"));
-        assert_eq!(AccountNumber::parse(&valid).unwrap().kind(), AccountKind::Card);
-        assert_eq!(AccountNumber::parse("12345678901").unwrap().kind(), AccountKind::Passbook);
+        assert_eq!(
+            AccountNumber::parse("6222020200001234567").map(|a| a.kind()),
+            Err(IdError::AccountLuhn)
+        );
+        let valid = format!(
+            "622202020000123456{}",
+            luhn_check_digit("622202020000123456")
+        );
+        assert_eq!(
+            AccountNumber::parse(&valid).unwrap().kind(),
+            AccountKind::Card
+        );
+        assert_eq!(
+            AccountNumber::parse("12345678901").unwrap().kind(),
+            AccountKind::Passbook
+        );
         assert_eq!(AccountNumber::parse("1234567"), Err(IdError::AccountShape));
-        assert_eq!(AccountNumber::parse("6222-0202"), Err(IdError::AccountShape));
+        assert_eq!(
+            AccountNumber::parse("6222-0202"),
+            Err(IdError::AccountShape)
+        );
         assert!(luhn_valid("79927398713"));
     }
 

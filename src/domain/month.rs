@@ -48,13 +48,20 @@ impl Month {
         if !shape_ok {
             return Err(CalendarError::MalformedMonth);
         }
-        let year = text[..4].parse().map_err(|_| CalendarError::MalformedMonth)?;
-        let month = text[5..].parse().map_err(|_| CalendarError::MalformedMonth)?;
+        let year = text[..4]
+            .parse()
+            .map_err(|_| CalendarError::MalformedMonth)?;
+        let month = text[5..]
+            .parse()
+            .map_err(|_| CalendarError::MalformedMonth)?;
         Month::new(year, month)
     }
 
     pub fn of_date(date: NaiveDate) -> Month {
-        Month { year: date.year(), month: date.month() }
+        Month {
+            year: date.year(),
+            month: date.month(),
+        }
     }
 
     pub fn year(self) -> i32 {
@@ -91,7 +98,10 @@ impl Month {
     }
 
     pub fn last_day(self) -> NaiveDate {
-        self.plus(1).first_day().pred_opt().expect("day before a first day exists")
+        self.plus(1)
+            .first_day()
+            .pred_opt()
+            .expect("day before a first day exists")
     }
 
     /// `YYYYMM`, for identifiers.
@@ -112,13 +122,22 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, CalendarError> {
     let shape_ok = bytes.len() == 10
         && bytes[4] == b'-'
         && bytes[7] == b'-'
-        && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
     if !shape_ok {
         return Err(CalendarError::MalformedDate);
     }
-    let year: i32 = text[..4].parse().map_err(|_| CalendarError::MalformedDate)?;
-    let month: u32 = text[5..7].parse().map_err(|_| CalendarError::MalformedDate)?;
-    let day: u32 = text[8..].parse().map_err(|_| CalendarError::MalformedDate)?;
+    let year: i32 = text[..4]
+        .parse()
+        .map_err(|_| CalendarError::MalformedDate)?;
+    let month: u32 = text[5..7]
+        .parse()
+        .map_err(|_| CalendarError::MalformedDate)?;
+    let day: u32 = text[8..]
+        .parse()
+        .map_err(|_| CalendarError::MalformedDate)?;
     if !(YEAR_MIN..=YEAR_MAX).contains(&year) {
         return Err(CalendarError::YearOutOfRange);
     }
@@ -133,7 +152,15 @@ mod tests {
     #[test]
     fn parses_months_and_dates_strictly() {
         assert_eq!(Month::parse("2026-11").unwrap().to_string(), "2026-11");
-        for bad in ["2026-13", "2026-00", "2026-1", "26-11", "2026/11", "", "2026-11-01"] {
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-11",
+            "2026/11",
+            "",
+            "2026-11-01",
+        ] {
             assert!(Month::parse(bad).is_err(), "{bad}");
         }
         assert!(parse_date("2024-02-29").is_ok());

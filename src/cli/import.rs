@@ -1,0 +1,399 @@
+//! `disburse import …`: reads a file twice (validate everything, then write in
+//! batches inside one transaction), so a refused file changes nothing and a good one
+//! lands whole, without holding the file in memory.
+
+use crate::cli::{Context, Refusal};
+use crate::domain::household::{Decision, DecisionKind};
+use crate::domain::month::Month;
+use crate::imports::decode::InputEncoding;
+use crate::imports::records::*;
+use crate::imports::table::{ColumnSpec, Row, RowError};
+use crate::imports::{scan, ParsedRow, ParsedRows, RowOutcome, ScanReport};
+use crate::store::values::*;
+use crate::store::{row_key, StoreTx, INSERT_BATCH_ROWS};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// One importable table: its columns, row parser and storage mapping.
+pub struct ImportKind<T> {
+    pub name: &'static str,
+    pub columns: &'static [ColumnSpec],
+    pub parse_row: fn(&Row<'_>) -> RowOutcome<T>,
+    pub table: &'static TableDef,
+    pub values: fn(&T) -> Vec<SqlValue>,
+    /// Decisions need checks against the store (household exists, P11).
+    pub as_decision: fn(&T) -> Option<&Decision>,
+}
+
+fn decision_itself(decision: &Decision) -> Option<&Decision> {
+    Some(decision)
+}
+
+fn not_a_decision<T>(_: &T) -> Option<&Decision> {
+    None
+}
+
+pub const ROSTER: ImportKind<crate::domain::household::Household> = ImportKind {
+    name: "roster",
+    columns: ROSTER_COLUMNS,
+    parse_row: parse_roster_row,
+    table: &HOUSEHOLD_TABLE,
+    values: household_values,
+    as_decision: not_a_decision,
+};
+pub const DECISIONS: ImportKind<Decision> = ImportKind {
+    name: "decisions",
+    columns: DECISION_COLUMNS,
+    parse_row: parse_decision_row,
+    table: &DECISION_TABLE,
+    values: decision_values,
+    as_decision: decision_itself,
+};
+pub const STAFF_RELATIVES: ImportKind<crate::domain::household::StaffRelative> = ImportKind {
+    name: "staff-relatives",
+    columns: STAFF_RELATIVE_COLUMNS,
+    parse_row: parse_staff_relative_row,
+    table: &STAFF_RELATIVE_TABLE,
+    values: staff_relative_values,
+    as_decision: not_a_decision,
+};
+pub const TREASURY: ImportKind<crate::domain::household::TreasuryVoucher> = ImportKind {
+    name: "treasury",
+    columns: TREASURY_COLUMNS,
+    parse_row: parse_treasury_row,
+    table: &TREASURY_TABLE,
+    values: treasury_values,
+    as_decision: not_a_decision,
+};
+
+/// What an import did, for the summary line and `--json`.
+#[derive(Debug, serde::Serialize)]
+pub struct ImportSummary {
+    pub kind: &'static str,
+    pub file: String,
+    pub sha256: String,
+    pub rows: u64,
+    pub inserted: u64,
+    pub unchanged: u64,
+    pub already_imported: bool,
+    pub warnings: Vec<String>,
+}
+
+fn open(path: &Path) -> anyhow::Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(BufReader::with_capacity(256 * 1024, file))
+}
+
+fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    let mut reader = open(path)?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        context.update(&buffer[..read]);
+    }
+    Ok(hex::encode(context.finish()))
+}
+
+fn refusal(path: &Path, report: &ScanReport) -> Refusal {
+    let mut lines: Vec<String> = report
+        .errors
+        .iter()
+        .map(|error| format!("{}:{error}", path.display()))
+        .collect();
+    if report.errors_not_shown > 0 {
+        lines.push(format!(
+            "{}: … and {} more errors",
+            path.display(),
+            report.errors_not_shown
+        ));
+    }
+    Refusal::rows(
+        format!("{} refused: nothing was imported", path.display()),
+        lines,
+    )
+}
+
+/// Imports one file of one kind; returns the summary, or a refusal listing every error.
+pub async fn import_file<T>(
+    context: &Context,
+    kind: &ImportKind<T>,
+    path: &Path,
+    encoding: &str,
+) -> anyhow::Result<ImportSummary> {
+    let encoding = InputEncoding::parse(encoding).ok_or_else(|| {
+        Refusal::message(format!(
+            "--encoding {encoding:?}: use utf-8, gbk or gb18030"
+        ))
+    })?;
+    let store = context.store().await?;
+    let sha256 = file_sha256(path)?;
+    let mut summary = ImportSummary {
+        kind: kind.name,
+        file: path.display().to_string(),
+        sha256: sha256.clone(),
+        rows: 0,
+        inserted: 0,
+        unchanged: 0,
+        already_imported: false,
+        warnings: Vec::new(),
+    };
+    if let Some(earlier) = store.find_import(kind.name, &sha256).await? {
+        tracing::info!(kind = kind.name, sha256 = %sha256, "file already imported: no-op");
+        summary.already_imported = true;
+        summary.rows = earlier.row_count as u64;
+        summary.unchanged = summary.rows;
+        return Ok(summary);
+    }
+    let (report, decisions) = validate(kind, path, encoding)?;
+    if !report.is_clean() {
+        return Err(refusal(path, &report).into());
+    }
+    summary.rows = report.rows;
+    summary.warnings = report
+        .warnings
+        .iter()
+        .map(|w| format!("{}:{w}", path.display()))
+        .collect();
+    let mut transaction = store.begin().await?;
+    let cross_errors = check_decisions_against_store(&mut transaction, &decisions).await?;
+    if !cross_errors.is_empty() {
+        transaction.rollback().await?;
+        let report = ScanReport {
+            errors: cross_errors,
+            ..ScanReport::default()
+        };
+        return Err(refusal(path, &report).into());
+    }
+    write_rows(
+        context,
+        kind,
+        path,
+        encoding,
+        &mut transaction,
+        &mut summary,
+    )
+    .await?;
+    transaction.commit().await?;
+    tracing::info!(
+        kind = kind.name,
+        rows = summary.rows,
+        inserted = summary.inserted,
+        "imported"
+    );
+    Ok(summary)
+}
+
+/// Pass 1: every row parsed; duplicate keys inside the file refused. Decisions are
+/// kept (they are few) for the checks that need the store.
+fn validate<T>(
+    kind: &ImportKind<T>,
+    path: &Path,
+    encoding: InputEncoding,
+) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
+    let mut first_line_of_key: HashMap<String, u64> = HashMap::new();
+    let mut decisions = Vec::new();
+    let report = scan(
+        open(path)?,
+        encoding,
+        kind.columns,
+        kind.parse_row,
+        |line, record| {
+            let values = (kind.values)(&record);
+            let key = row_key(kind.table, &values);
+            if let Some(decision) = (kind.as_decision)(&record) {
+                decisions.push((line, decision.clone()));
+            }
+            match first_line_of_key.insert(key.clone(), line) {
+                Some(first) => Err(RowError {
+                    line,
+                    column: kind.table.key_columns.join("+"),
+                    value: format!("{key:?}"),
+                    reason: format!("appears again (first on line {first})"),
+                }),
+                None => Ok(()),
+            }
+        },
+    );
+    Ok((report, decisions))
+}
+
+/// Decisions must name a known household; a resume inside a blacklist year is
+/// refused (P11).
+async fn check_decisions_against_store(
+    transaction: &mut StoreTx,
+    decisions: &[(u64, Decision)],
+) -> anyhow::Result<Vec<RowError>> {
+    if decisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<String> = decisions
+        .iter()
+        .map(|(_, d)| d.household_id.as_str().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let known = transaction.existing_households(&ids).await?;
+    let mut blacklists: Vec<(String, Month)> = transaction
+        .blacklists_of(&ids)
+        .await?
+        .into_iter()
+        .filter_map(|(id, month)| Month::parse(&month).ok().map(|month| (id, month)))
+        .collect();
+    blacklists.extend(
+        decisions
+            .iter()
+            .filter(|(_, d)| d.kind == DecisionKind::Blacklist)
+            .map(|(_, d)| (d.household_id.as_str().to_string(), d.effective_month)),
+    );
+    let mut errors = Vec::new();
+    for (line, decision) in decisions {
+        let household_id = decision.household_id.as_str();
+        if !known.contains(household_id) {
+            errors.push(RowError {
+                line: *line,
+                column: "household_id".into(),
+                value: format!("{household_id:?}"),
+                reason: "no such household in the roster".into(),
+            });
+        }
+        if decision.kind == DecisionKind::Resume {
+            let inside = blacklists.iter().find(|(id, start)| {
+                id == household_id
+                    && decision.effective_month >= *start
+                    && decision.effective_month.months_since(*start) < 12
+            });
+            if let Some((_, start)) = inside {
+                errors.push(RowError {
+                    line: *line,
+                    column: "effective_month".into(),
+                    value: format!("{:?}", decision.effective_month.to_string()),
+                    reason: format!(
+                        "P11: blacklisted from {start} for 12 months; no resume before {}",
+                        start.plus(12)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Pass 2: rows written in batches; a row stored earlier with other content is a
+/// conflict, and any conflict refuses the whole file.
+async fn write_rows<T>(
+    context: &Context,
+    kind: &ImportKind<T>,
+    path: &Path,
+    encoding: InputEncoding,
+    transaction: &mut StoreTx,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    let now = context.now_text()?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let import_id = transaction
+        .insert_import_file(
+            kind.name,
+            &summary.sha256,
+            &file_name,
+            summary.rows,
+            &context.user,
+            &now,
+        )
+        .await?;
+    let rows = ParsedRows::open(open(path)?, encoding, kind.columns, kind.parse_row)
+        .map_err(|_| anyhow::anyhow!("{} changed between passes", path.display()))?;
+    let mut conflicts = Vec::new();
+    let mut batch = Vec::with_capacity(INSERT_BATCH_ROWS);
+    let mut batch_lines = Vec::with_capacity(INSERT_BATCH_ROWS);
+    for parsed in rows {
+        let ParsedRow::Record { line, record, .. } = parsed else {
+            anyhow::bail!("{} changed between validation and writing", path.display());
+        };
+        batch.push((kind.values)(&record));
+        batch_lines.push(line);
+        if batch.len() == INSERT_BATCH_ROWS {
+            flush(
+                kind,
+                transaction,
+                import_id,
+                &mut batch,
+                &mut batch_lines,
+                summary,
+                &mut conflicts,
+            )
+            .await?;
+        }
+    }
+    flush(
+        kind,
+        transaction,
+        import_id,
+        &mut batch,
+        &mut batch_lines,
+        summary,
+        &mut conflicts,
+    )
+    .await?;
+    if !conflicts.is_empty() {
+        let report = ScanReport {
+            errors: conflicts,
+            ..ScanReport::default()
+        };
+        return Err(refusal(path, &report).into());
+    }
+    let detail = format!(
+        "file={file_name} rows={} inserted={} unchanged={}",
+        summary.rows, summary.inserted, summary.unchanged
+    );
+    let action = format!("import.{}", kind.name);
+    transaction
+        .append_audit(&now, &context.user, &action, &summary.sha256, &detail)
+        .await?;
+    Ok(())
+}
+
+async fn flush<T>(
+    kind: &ImportKind<T>,
+    transaction: &mut StoreTx,
+    import_id: i64,
+    batch: &mut Vec<Vec<SqlValue>>,
+    batch_lines: &mut Vec<u64>,
+    summary: &mut ImportSummary,
+    conflicts: &mut Vec<RowError>,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let line_of_key: HashMap<String, u64> = batch
+        .iter()
+        .zip(batch_lines.iter())
+        .map(|(values, line)| (row_key(kind.table, values), *line))
+        .collect();
+    let outcome = transaction
+        .upsert_rows(kind.table, import_id, std::mem::take(batch))
+        .await?;
+    batch_lines.clear();
+    summary.inserted += outcome.inserted;
+    summary.unchanged += outcome.unchanged;
+    for key in outcome.conflicts {
+        conflicts.push(RowError {
+            line: line_of_key.get(&key).copied().unwrap_or(0),
+            column: kind.table.key_columns.join("+"),
+            value: format!("{key:?}"),
+            reason: "already imported with different content; send a correction as a new \
+                     version (a later approved_from) or under a new id"
+                .into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The command-line edge: parses arguments, opens the store and configuration, runs
+//! one verb, prints human output on stdout (or JSON with `--json`), logs on stderr, and
+//! maps the outcome to exit codes 0 (done), 1 (input or business rule refused), 2
+//! (anything else, including verbs whose capability has not arrived yet).
+
+pub mod args;
+pub mod import;
+
+use crate::cli::args::{Cli, Command, ImportCommand};
+use crate::store::Store;
+use clap::Parser;
+use std::process::ExitCode;
+use tokio::sync::OnceCell;
+
+/// A refusal of the input or of a business rule: exit status 1, with every reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub summary: String,
+    pub details: Vec<String>,
+}
+
+impl Refusal {
+    pub fn message(summary: impl Into<String>) -> Refusal {
+        Refusal {
+            summary: summary.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn rows(summary: impl Into<String>, details: Vec<String>) -> Refusal {
+        Refusal {
+            summary: summary.into(),
+            details,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for detail in &self.details {
+            writeln!(formatter, "{detail}")?;
+        }
+        write!(formatter, "{}", self.summary)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// A capability that arrives with a later issue: said plainly, exit status 2.
+#[derive(Debug)]
+pub struct NotYetAvailable(pub &'static str);
+
+impl std::fmt::Display for NotYetAvailable {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "not available yet: {} (nothing was done)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotYetAvailable {}
+
+/// What every verb gets: who acts, how to answer, and the store (opened on first use).
+pub struct Context {
+    pub db_url: String,
+    pub user: String,
+    pub json: bool,
+    pub config_path: Option<std::path::PathBuf>,
+    store: OnceCell<Store>,
+}
+
+impl Context {
+    pub fn new(cli: &Cli) -> Context {
+        let user = cli.user.clone().unwrap_or_else(login_name);
+        Context {
+            db_url: cli.db.clone(),
+            user,
+            json: cli.json,
+            config_path: cli.config.clone(),
+            store: OnceCell::new(),
+        }
+    }
+
+    pub async fn store(&self) -> anyhow::Result<&Store> {
+        self.store
+            .get_or_try_init(|| async {
+                Store::connect(&self.db_url)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("{}: {error}", redact_db_url(&self.db_url)))
+            })
+            .await
+    }
+
+    pub fn now_text(&self) -> anyhow::Result<String> {
+        Ok(crate::clock::format_utc(crate::clock::now_utc()?))
+    }
+
+    /// Prints a JSON value with `--json`, else the human text.
+    pub fn answer(&self, human: &str, json: serde_json::Value) {
+        if self.json {
+            println!("{json}");
+        } else {
+            println!("{human}");
+        }
+    }
+}
+
+fn login_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_db_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let context = Context::new(&cli);
+    let outcome = runtime.block_on(async {
+        let outcome = dispatch(&context, cli.command).await;
+        if let Some(store) = context.store.get() {
+            store.close().await;
+        }
+        outcome
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report_error(&context, &error),
+    }
+}
+
+fn report_error(context: &Context, error: &anyhow::Error) -> ExitCode {
+    if let Some(refusal) = error.downcast_ref::<Refusal>() {
+        if context.json {
+            let json = serde_json::json!({"error": "refused", "summary": refusal.summary, "details": refusal.details});
+            println!("{json}");
+        }
+        eprintln!("{refusal}");
+        return ExitCode::from(1);
+    }
+    eprintln!("error: {error:#}");
+    if context.json {
+        println!(
+            "{}",
+            serde_json::json!({"error": "failed", "summary": format!("{error:#}")})
+        );
+    }
+    ExitCode::from(2)
+}
+
+async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Import(import) => run_import(context, import).await,
+        Command::Audit(_) => audit_verify(context).await,
+        Command::Demo(_) => Err(NotYetAvailable("demo").into()),
+        Command::Run(_) => Err(NotYetAvailable("runs arrive with issue #3").into()),
+        Command::Approver(_) => Err(NotYetAvailable("approvers arrive with issue #3").into()),
+        Command::Keys(_) => Err(NotYetAvailable("keys arrive with issue #3").into()),
+        Command::Returns(_) => Err(NotYetAvailable("bank results arrive with issue #5").into()),
+        Command::Reconcile(_) => {
+            Err(NotYetAvailable("reconciliation arrives with issue #5").into())
+        }
+        Command::Serve(_) => {
+            Err(NotYetAvailable("the scheduled service arrives with issue #6").into())
+        }
+    }
+}
+
+async fn run_import(context: &Context, command: ImportCommand) -> anyhow::Result<()> {
+    let summary = match command {
+        ImportCommand::Roster(a) => {
+            import::import_file(context, &import::ROSTER, &a.file, &a.encoding).await?
+        }
+        ImportCommand::Decisions(a) => {
+            import::import_file(context, &import::DECISIONS, &a.file, &a.encoding).await?
+        }
+        ImportCommand::StaffRelatives(a) => {
+            import::import_file(context, &import::STAFF_RELATIVES, &a.file, &a.encoding).await?
+        }
+        ImportCommand::Treasury(a) => {
+            import::import_file(context, &import::TREASURY, &a.file, &a.encoding).await?
+        }
+    };
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let human = if summary.already_imported {
+        format!(
+            "{} {}: already imported (same SHA-256); nothing changed",
+            summary.kind, summary.file
+        )
+    } else {
+        format!(
+            "{} {}: {} rows ({} new, {} unchanged), {} warnings",
+            summary.kind,
+            summary.file,
+            summary.rows,
+            summary.inserted,
+            summary.unchanged,
+            summary.warnings.len()
+        )
+    };
+    context.answer(&human, serde_json::to_value(&summary)?);
+    Ok(())
+}
+
+async fn audit_verify(context: &Context) -> anyhow::Result<()> {
+    let verification = context.store().await?.verify_audit_chain().await?;
+    match verification.first_break {
+        None => {
+            let human = format!(
+                "audit log intact: {} entries verified",
+                verification.entries_checked
+            );
+            context.answer(
+                &human,
+                serde_json::json!({"ok": true, "entries": verification.entries_checked}),
+            );
+            Ok(())
+        }
+        Some(error) => Err(Refusal::message(format!(
+            "audit log broken after {} good entries: {error}",
+            verification.entries_checked
+        ))
+        .into()),
+    }
+}

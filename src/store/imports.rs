@@ -1,0 +1,245 @@
+//! Writing imported files: the file record (its SHA-256 makes a re-import a no-op) and
+//! its rows, in multi-row statements, where an identical existing row is left alone
+//! and a different row under the same key is a conflict the caller reports.
+
+use crate::store::values::{content_sha256, SqlValue, TableDef};
+use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx, INSERT_BATCH_ROWS};
+use sqlx::{QueryBuilder, Row};
+use std::collections::HashMap;
+
+/// A file already imported.
+#[derive(Clone, Debug)]
+pub struct ImportRecord {
+    pub import_id: i64,
+    pub file_name: String,
+    pub row_count: i64,
+    pub imported_by: String,
+    pub imported_at: String,
+}
+
+/// What a batch of rows did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpsertOutcome {
+    pub inserted: u64,
+    pub unchanged: u64,
+    /// Keys (joined with `/`) whose stored row differs from the new one.
+    pub conflicts: Vec<String>,
+}
+
+impl Store {
+    /// The earlier import of a file with this kind and SHA-256, if any.
+    pub async fn find_import(&self, kind: &str, sha256: &str) -> StoreResult<Option<ImportRecord>> {
+        let sql = "SELECT import_id, file_name, row_count, imported_by, imported_at \
+                   FROM import_file WHERE kind = $1 AND sha256 = $2";
+        let row = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(kind).bind(sha256).fetch_optional(pool).await?.map(|row| {
+                Ok::<_, sqlx::Error>(ImportRecord {
+                    import_id: row.try_get("import_id")?,
+                    file_name: row.try_get("file_name")?,
+                    row_count: row.try_get("row_count")?,
+                    imported_by: row.try_get("imported_by")?,
+                    imported_at: row.try_get("imported_at")?,
+                })
+            })
+        });
+        Ok(row.transpose()?)
+    }
+}
+
+impl StoreTx {
+    pub async fn insert_import_file(
+        &mut self,
+        kind: &str,
+        sha256: &str,
+        file_name: &str,
+        row_count: u64,
+        imported_by: &str,
+        imported_at: &str,
+    ) -> StoreResult<i64> {
+        let sql = "INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING import_id";
+        let import_id: i64 = with_tx!(self, conn, Db => {
+            sqlx::query_scalar(sql)
+                .bind(kind)
+                .bind(sha256)
+                .bind(file_name)
+                .bind(i64::try_from(row_count).unwrap_or(i64::MAX))
+                .bind(imported_by)
+                .bind(imported_at)
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        Ok(import_id)
+    }
+
+    /// Inserts rows that are new, skips rows stored identically, and reports rows whose
+    /// key exists with other content. At most `INSERT_BATCH_ROWS` per call.
+    pub async fn upsert_rows(
+        &mut self,
+        table: &TableDef,
+        import_id: i64,
+        rows: Vec<Vec<SqlValue>>,
+    ) -> StoreResult<UpsertOutcome> {
+        assert!(
+            rows.len() <= INSERT_BATCH_ROWS,
+            "upsert_rows takes one batch at a time"
+        );
+        let existing = self.existing_hashes(table, &rows).await?;
+        let mut outcome = UpsertOutcome::default();
+        let mut new_rows = Vec::with_capacity(rows.len());
+        for values in rows {
+            let key = row_key(table, &values);
+            let hash = content_sha256(&values);
+            match existing.get(&key) {
+                Some(stored) if *stored == hash => outcome.unchanged += 1,
+                Some(_) => outcome.conflicts.push(key),
+                None => new_rows.push((values, hash)),
+            }
+        }
+        outcome.inserted = new_rows.len() as u64;
+        if !new_rows.is_empty() {
+            self.insert_rows(table, import_id, new_rows).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn existing_hashes(
+        &mut self,
+        table: &TableDef,
+        rows: &[Vec<SqlValue>],
+    ) -> StoreResult<HashMap<String, String>> {
+        let first_key = table.key_columns[0];
+        let first_key_index = column_index(table, first_key);
+        let mut found = HashMap::new();
+        if rows.is_empty() {
+            return Ok(found);
+        }
+        let select = format!(
+            "SELECT {}, content_sha256 FROM {} WHERE {first_key} IN (",
+            table.key_columns.join(", "),
+            table.table
+        );
+        with_tx!(self, conn, Db => {
+            let mut query = QueryBuilder::<Db>::new(select);
+            let mut separated = query.separated(", ");
+            for values in rows {
+                if let SqlValue::Text(key) = &values[first_key_index] {
+                    separated.push_bind(key.clone());
+                }
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&mut *conn).await? {
+                let key = table
+                    .key_columns
+                    .iter()
+                    .map(|column| row.try_get::<String, _>(*column))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("/");
+                found.insert(key, row.try_get::<String, _>("content_sha256")?);
+            }
+        });
+        Ok(found)
+    }
+
+    async fn insert_rows(
+        &mut self,
+        table: &TableDef,
+        import_id: i64,
+        rows: Vec<(Vec<SqlValue>, String)>,
+    ) -> StoreResult<()> {
+        let insert = format!(
+            "INSERT INTO {} ({}, content_sha256, import_id) ",
+            table.table,
+            table.columns.join(", ")
+        );
+        with_tx!(self, conn, Db => {
+            let mut query = QueryBuilder::<Db>::new(insert);
+            query.push_values(rows, |mut separated, (values, hash)| {
+                for value in values {
+                    match value {
+                        SqlValue::Int(number) => separated.push_bind(number),
+                        SqlValue::Text(text) => separated.push_bind(text),
+                        SqlValue::NullInt => separated.push_bind(None::<i64>),
+                        SqlValue::NullText => separated.push_bind(None::<String>),
+                    };
+                }
+                separated.push_bind(hash);
+                separated.push_bind(import_id);
+            });
+            query.build().execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+}
+
+fn column_index(table: &TableDef, column: &str) -> usize {
+    table
+        .columns
+        .iter()
+        .position(|name| *name == column)
+        .unwrap_or_else(|| panic!("{column} is not a column of {}", table.table))
+}
+
+/// The key of a row as `a/b`, from its key columns.
+pub fn row_key(table: &TableDef, values: &[SqlValue]) -> String {
+    table
+        .key_columns
+        .iter()
+        .map(|column| match &values[column_index(table, column)] {
+            SqlValue::Text(text) => text.clone(),
+            SqlValue::Int(number) => number.to_string(),
+            SqlValue::NullInt | SqlValue::NullText => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl StoreTx {
+    /// Which of `household_ids` have at least one roster version.
+    pub async fn existing_households(
+        &mut self,
+        household_ids: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in household_ids.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT DISTINCT household_id FROM household_version WHERE household_id IN (",
+                );
+                let mut separated = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    separated.push_bind(id.clone());
+                });
+                query.push(")");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    found.insert(row.try_get::<String, _>("household_id")?);
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// Stored blacklist decisions of these households: (household_id, effective_month).
+    pub async fn blacklists_of(
+        &mut self,
+        household_ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for chunk in household_ids.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT household_id, effective_month FROM decision WHERE kind = 'blacklist' AND household_id IN (",
+                );
+                let mut separated = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    separated.push_bind(id.clone());
+                });
+                query.push(")");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    found.push((row.try_get("household_id")?, row.try_get("effective_month")?));
+                }
+            });
+        }
+        Ok(found)
+    }
+}

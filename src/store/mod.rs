@@ -1,0 +1,270 @@
+//! Storage: the only module that uses sqlx. One `Store` over SQLite (the embedded
+//! default) or PostgreSQL (the scale path), with the same SQL text on both (`$N`
+//! placeholders work on both), dispatched by the `with_pool!`/`with_tx!` macros so each
+//! query is compiled once per backend with its concrete types.
+//!
+//! **Invariants:** start-up refuses a database that is not durable (SQLite WAL +
+//! `synchronous=FULL`; PostgreSQL `fsync=on`, `synchronous_commit` not `off`); bulk
+//! paths write in multi-row statements, never one round trip per row; every state
+//! change and its audit entry share one transaction.
+
+mod audit_log;
+mod imports;
+mod runs;
+pub mod values;
+
+pub use imports::{row_key, ImportRecord, UpsertOutcome};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Rows per multi-row INSERT. 1000 rows × ≤ 25 columns stays under SQLite's 32766 and
+/// PostgreSQL's 65535 bind parameters; measured here at ~440k rows/s on SQLite.
+pub const INSERT_BATCH_ROWS: usize = 1000;
+
+/// How long a writer waits for SQLite's lock before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("refusing to run on a database that is not durable: {0}")]
+    NotDurable(String),
+    #[error("unsupported database URL (expected sqlite://FILE or postgres://…)")]
+    UnsupportedUrl,
+    #[error("{0}")]
+    Refused(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A connection pool on one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction on one of the two backends.
+pub enum StoreTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool and `$db` to its sqlx backend.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Store::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's concrete connection.
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident, $db:ident => $body:expr) => {
+        match $tx {
+            $crate::store::StoreTx::Sqlite(transaction) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                let $conn = &mut **transaction;
+                $body
+            }
+            $crate::store::StoreTx::Postgres(transaction) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                let $conn = &mut **transaction;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use {with_pool, with_tx};
+
+impl Store {
+    /// Opens (creating an SQLite file on first use), migrates and checks durability.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            Store::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            Store::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        store.check_durability().await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// FAILURES #23: refuse to run unless the database will keep what it acknowledged.
+    pub async fn check_durability(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(pool)
+                    .await?;
+                let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(pool)
+                    .await?;
+                check_sqlite_durability(&journal_mode, synchronous)
+            }
+            Store::Postgres(pool) => {
+                let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(pool).await?;
+                let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(pool)
+                    .await?;
+                check_postgres_durability(&fsync, &synchronous_commit)
+            }
+        }
+    }
+
+    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`) so a read-then-write transaction cannot fail half-way on upgrade.
+    pub async fn begin(&self) -> StoreResult<StoreTx> {
+        Ok(match self {
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool, Db => pool.close().await)
+    }
+}
+
+impl StoreTx {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self {
+            StoreTx::Sqlite(transaction) => transaction.commit().await?,
+            StoreTx::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> StoreResult<()> {
+        match self {
+            StoreTx::Sqlite(transaction) => transaction.rollback().await?,
+            StoreTx::Postgres(transaction) => transaction.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, serialises writers of one kind (run creation, audit appends) for
+    /// the rest of the transaction. SQLite's `BEGIN IMMEDIATE` already serialises.
+    pub async fn lock(&mut self, lock: TxLock) -> StoreResult<()> {
+        if let StoreTx::Postgres(transaction) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock as i64)
+                .execute(&mut **transaction)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Named advisory locks (PostgreSQL).
+#[derive(Clone, Copy, Debug)]
+#[repr(i64)]
+pub enum TxLock {
+    AuditAppend = 0x6469_7362_0001,
+    RunCreate = 0x6469_7362_0002,
+}
+
+/// SQLite must report `wal` and `synchronous=2` (FULL).
+pub fn check_sqlite_durability(journal_mode: &str, synchronous: i64) -> StoreResult<()> {
+    if !journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NotDurable(format!(
+            "SQLite journal_mode is {journal_mode}, expected wal"
+        )));
+    }
+    if synchronous != 2 {
+        return Err(StoreError::NotDurable(format!(
+            "SQLite synchronous is {synchronous}, expected 2 (FULL)"
+        )));
+    }
+    Ok(())
+}
+
+/// PostgreSQL must report `fsync=on` and `synchronous_commit` other than `off`
+/// (`on`, or a stricter `remote_*`; `local` still flushes locally).
+pub fn check_postgres_durability(fsync: &str, synchronous_commit: &str) -> StoreResult<()> {
+    if fsync != "on" {
+        return Err(StoreError::NotDurable(format!(
+            "PostgreSQL fsync is {fsync}, expected on"
+        )));
+    }
+    if !matches!(
+        synchronous_commit,
+        "on" | "remote_apply" | "remote_write" | "local"
+    ) {
+        return Err(StoreError::NotDurable(format!(
+            "PostgreSQL synchronous_commit is {synchronous_commit}, expected on"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_settings_table() {
+        assert!(check_sqlite_durability("wal", 2).is_ok());
+        assert!(check_sqlite_durability("WAL", 2).is_ok());
+        assert!(check_sqlite_durability("delete", 2).is_err());
+        assert!(check_sqlite_durability("memory", 2).is_err());
+        assert!(check_sqlite_durability("wal", 1).is_err());
+        assert!(check_postgres_durability("on", "on").is_ok());
+        assert!(check_postgres_durability("off", "on").is_err());
+        assert!(check_postgres_durability("on", "off").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Runs and their lines (filled in with the payout engine).

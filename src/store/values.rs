@@ -1,0 +1,194 @@
+//! Domain records as rows of plain SQL values, so one bulk-insert path serves every
+//! table on both backends, and each row's content hash is computed the same way.
+
+use crate::domain::household::{Decision, Household, StaffRelative, TreasuryVoucher};
+use ring::digest::{digest, SHA256};
+
+/// A value both backends bind the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqlValue {
+    Int(i64),
+    Text(String),
+    NullInt,
+    NullText,
+}
+
+impl SqlValue {
+    fn canonical(&self) -> String {
+        match self {
+            SqlValue::Int(value) => value.to_string(),
+            SqlValue::Text(text) => text.clone(),
+            SqlValue::NullInt | SqlValue::NullText => "\u{0}".to_string(),
+        }
+    }
+}
+
+fn text(value: &str) -> SqlValue {
+    SqlValue::Text(value.to_string())
+}
+
+fn int(value: impl Into<i64>) -> SqlValue {
+    SqlValue::Int(value.into())
+}
+
+fn opt_int(value: Option<i64>) -> SqlValue {
+    value.map_or(SqlValue::NullInt, SqlValue::Int)
+}
+
+fn opt_text(value: Option<String>) -> SqlValue {
+    value.map_or(SqlValue::NullText, SqlValue::Text)
+}
+
+/// SHA-256 over the values with separators: equal rows have equal hashes, so a
+/// re-import of the same row is recognised and a changed row is a conflict.
+pub fn content_sha256(values: &[SqlValue]) -> String {
+    let joined = values
+        .iter()
+        .map(SqlValue::canonical)
+        .collect::<Vec<_>>()
+        .join("\u{1f}");
+    hex::encode(digest(&SHA256, joined.as_bytes()))
+}
+
+/// A table's insertable columns (before `content_sha256` and `import_id`, which every
+/// imported table ends with) and the columns that identify a row.
+pub struct TableDef {
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+    pub key_columns: &'static [&'static str],
+}
+
+pub const HOUSEHOLD_TABLE: TableDef = TableDef {
+    table: "household_version",
+    columns: &[
+        "household_id",
+        "approved_from",
+        "region_code",
+        "area",
+        "head_name",
+        "head_id_number",
+        "members",
+        "elderly",
+        "minors",
+        "severely_disabled",
+        "seriously_ill",
+        "review_class",
+        "last_review",
+        "base_fen",
+        "employment_cost_fen",
+        "approval_ref",
+        "approved_by",
+        "bank_code",
+        "account_number",
+        "account_kind",
+        "account_name",
+    ],
+    key_columns: &["household_id", "approved_from"],
+};
+
+pub fn household_values(household: &Household) -> Vec<SqlValue> {
+    vec![
+        text(household.household_id.as_str()),
+        text(&household.approved_from.to_string()),
+        text(household.region_code.as_str()),
+        text(household.area.as_str()),
+        text(&household.head_name),
+        text(household.head_id_number.as_str()),
+        int(household.members),
+        int(household.elderly),
+        int(household.minors),
+        int(household.severely_disabled),
+        int(household.seriously_ill),
+        text(household.review_class.as_str()),
+        text(&household.last_review.to_string()),
+        int(household.base_amount.as_i64()),
+        opt_int(household.employment_cost_deduction.map(|fen| fen.as_i64())),
+        text(&household.approval_ref),
+        text(&household.approved_by),
+        text(household.bank_code.as_str()),
+        text(household.account_number.as_str()),
+        text(household.account_number.kind().as_str()),
+        text(&household.account_name),
+    ]
+}
+
+pub const DECISION_TABLE: TableDef = TableDef {
+    table: "decision",
+    columns: &[
+        "decision_id",
+        "household_id",
+        "kind",
+        "effective_month",
+        "end_month",
+        "amount_fen",
+        "percent",
+        "months",
+        "reason",
+        "ref",
+        "decided_by",
+        "decided_on",
+    ],
+    key_columns: &["decision_id"],
+};
+
+pub fn decision_values(decision: &Decision) -> Vec<SqlValue> {
+    vec![
+        text(&decision.decision_id),
+        text(decision.household_id.as_str()),
+        text(decision.kind.as_str()),
+        text(&decision.effective_month.to_string()),
+        opt_text(decision.end_month.map(|month| month.to_string())),
+        opt_int(decision.amount.map(|fen| fen.as_i64())),
+        opt_text(
+            decision
+                .percent
+                .map(|percent| percent.normalize().to_string()),
+        ),
+        opt_int(decision.months.map(i64::from)),
+        text(&decision.reason),
+        text(&decision.reference),
+        text(&decision.decided_by),
+        text(&decision.decided_on.to_string()),
+    ]
+}
+
+pub const STAFF_RELATIVE_TABLE: TableDef = TableDef {
+    table: "staff_relative",
+    columns: &["staff_id", "staff_name", "relative_id_number", "relation"],
+    key_columns: &["staff_id", "relative_id_number"],
+};
+
+pub fn staff_relative_values(record: &StaffRelative) -> Vec<SqlValue> {
+    vec![
+        text(&record.staff_id),
+        text(&record.staff_name),
+        text(record.relative_id_number.as_str()),
+        text(&record.relation),
+    ]
+}
+
+pub const TREASURY_TABLE: TableDef = TableDef {
+    table: "treasury_voucher",
+    columns: &[
+        "voucher_no",
+        "voucher_type",
+        "original_voucher_no",
+        "batch_id",
+        "bank_code",
+        "amount_fen",
+        "voucher_date",
+    ],
+    key_columns: &["voucher_no"],
+};
+
+pub fn treasury_values(voucher: &TreasuryVoucher) -> Vec<SqlValue> {
+    vec![
+        text(&voucher.voucher_no),
+        text(voucher.voucher_type.code()),
+        opt_text(voucher.original_voucher_no.clone()),
+        text(&voucher.batch_id),
+        text(voucher.bank_code.as_str()),
+        int(voucher.amount.as_i64()),
+        text(&voucher.date.to_string()),
+    ]
+}

@@ -1,0 +1,1 @@
+//! The one integration-test binary: drives the real `disburse` binary and the store on SQLite and PostgreSQL.
