@@ -10,6 +10,11 @@ mod signing_key;
 mod spki;
 mod verifying_key;
 
+#[cfg(test)]
+mod openssl_tests;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
