@@ -5,5 +5,6 @@ pub mod cli;
 pub mod clock;
 pub mod domain;
 pub mod imports;
+pub mod sign;
 pub mod store;
 pub mod telemetry;
