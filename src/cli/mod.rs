@@ -83,6 +83,17 @@ impl Context {
         }
     }
 
+    /// A context like `parent` on another database (the demo's fresh one).
+    pub fn for_database(db_url: &str, parent: &Context) -> Context {
+        Context {
+            db_url: db_url.to_string(),
+            user: parent.user.clone(),
+            json: parent.json,
+            config_path: parent.config_path.clone(),
+            store: OnceCell::new(),
+        }
+    }
+
     pub async fn store(&self) -> anyhow::Result<&Store> {
         self.store
             .get_or_try_init(|| async {
@@ -178,7 +189,14 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Import(import) => run_import(context, import).await,
         Command::Audit(_) => audit_verify(context).await,
-        Command::Demo(_) => Err(NotYetAvailable("demo").into()),
+        Command::Demo(args) => {
+            let outcome = crate::demo::run_demo(context, args.households, &args.out).await?;
+            context.answer(
+                &outcome.summary,
+                serde_json::json!({"summary": outcome.summary}),
+            );
+            Ok(())
+        }
         Command::Run(_) => Err(NotYetAvailable("runs arrive with issue #3").into()),
         Command::Approver(_) => Err(NotYetAvailable("approvers arrive with issue #3").into()),
         Command::Keys(_) => Err(NotYetAvailable("keys arrive with issue #3").into()),
