@@ -181,8 +181,8 @@ fn check_header(
 fn header_error(name: &str, reason: &str) -> RowError {
     RowError {
         line: 1,
-        column: name.to_string(),
-        value: String::new(),
+        column: "(header)".to_string(),
+        value: format!("{name:?}"),
         reason: reason.into(),
     }
 }

@@ -243,3 +243,26 @@ impl StoreTx {
         Ok(found)
     }
 }
+
+impl Store {
+    /// Rows in one of the store's tables; for tests, the demo and diagnostics.
+    pub async fn table_row_count(&self, table: &str) -> StoreResult<i64> {
+        const TABLES: &[&str] = &[
+            "import_file",
+            "household_version",
+            "decision",
+            "staff_relative",
+            "treasury_voucher",
+            "run",
+            "run_line",
+            "approver",
+            "approval",
+            "audit_log",
+        ];
+        assert!(TABLES.contains(&table), "unknown table {table}");
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let count: i64 =
+            with_pool!(self, pool, Db => sqlx::query_scalar(&sql).fetch_one(pool).await?);
+        Ok(count)
+    }
+}

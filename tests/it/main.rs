@@ -1,1 +1,6 @@
-//! The one integration-test binary: drives the real `disburse` binary and the store on SQLite and PostgreSQL.
+//! The one integration-test binary: drives the real `disburse` binary, and the store on
+//! SQLite and on the real PostgreSQL server, each test on fresh databases.
+
+mod cli;
+mod imports;
+mod support;

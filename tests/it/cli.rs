@@ -1,0 +1,63 @@
+//! The command surface (CONTRACTS §1): every verb exists; exit codes 0/1/2; the demo.
+
+use crate::support::*;
+
+#[test]
+fn every_verb_of_the_contract_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let verbs: &[&[&str]] = &[
+        &["demo"],
+        &["import", "roster"],
+        &["import", "decisions"],
+        &["import", "staff-relatives"],
+        &["import", "treasury"],
+        &["run", "create"],
+        &["run", "show"],
+        &["run", "lines"],
+        &["run", "approve"],
+        &["run", "export"],
+        &["approver", "add"],
+        &["returns", "ingest"],
+        &["reconcile"],
+        &["audit", "verify"],
+        &["keys", "generate"],
+        &["serve"],
+    ];
+    for verb in verbs {
+        let output = disburse_command(dir.path())
+            .args(*verb)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+    }
+}
+
+#[test]
+fn demo_runs_on_a_fresh_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = disburse_command(dir.path())
+        .args(["demo", "--households", "300", "--out"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(text.contains("imported roster"), "{text}");
+    assert!(dir.path().join("demo/disburse.db").exists());
+}
+
+#[test]
+fn missing_file_is_exit_2_and_unknown_database_url_is_refused() {
+    let db = TestDb::sqlite();
+    let output = db.run(&["import", "roster", "/nonexistent/roster.csv"]);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("cannot open /nonexistent/roster.csv"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = disburse_command(dir.path())
+        .args(["--db", "mysql://x", "audit", "verify"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("unsupported database URL"));
+}

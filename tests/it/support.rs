@@ -1,0 +1,169 @@
+//! Test support: fresh databases on both backends (SQLite in a temp dir, and a new
+//! database on the real PostgreSQL server at 127.0.0.1:5432, dropped afterwards), and
+//! a runner for the real `disburse` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// PostgreSQL server for tests; `DISBURSE_TEST_PG` overrides.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DISBURSE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty database; dropped with the value.
+pub struct TestDb {
+    pub url: String,
+    pub backend: &'static str,
+    pub dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        TestDb {
+            url,
+            backend: "sqlite",
+            dir,
+            postgres_name: None,
+        }
+    }
+
+    pub fn postgres() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = format!(
+            "disburse_it_{}_{}_{}",
+            std::process::id(),
+            DATABASE_COUNTER.fetch_add(1, Ordering::SeqCst),
+            rand_suffix()
+        );
+        admin_sql(&format!("CREATE DATABASE {name}"));
+        let admin = postgres_admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(&admin)
+            .to_string();
+        TestDb {
+            url: format!("{base}/{name}"),
+            backend: "postgres",
+            dir,
+            postgres_name: Some(name),
+        }
+    }
+
+    /// One fresh database on each backend: every storage test runs on both.
+    pub fn both() -> Vec<TestDb> {
+        vec![TestDb::sqlite(), TestDb::postgres()]
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    /// Runs `disburse --db URL ARGS…` as user `tester`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_as("tester", args)
+    }
+
+    pub fn run_as(&self, user: &str, args: &[&str]) -> Output {
+        disburse_command(self.dir.path())
+            .arg("--db")
+            .arg(&self.url)
+            .arg("--user")
+            .arg(user)
+            .args(args)
+            .output()
+            .expect("run disburse")
+    }
+
+    /// Opens the store from the test (for counting rows).
+    pub fn count(&self, table: &str) -> i64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = disburse::store::Store::connect(&self.url)
+                .await
+                .expect("connect");
+            let count = store.table_row_count(table).await.expect("count");
+            store.close().await;
+            count
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_name {
+            admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos % 1_000_000
+}
+
+fn admin_sql(sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 must be up for the storage tests (see README)");
+        sqlx::query(sql).execute(&mut connection).await.expect(sql);
+    });
+}
+
+/// The real binary, with a pinned clock and quiet logs, run in `dir`.
+pub fn disburse_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_disburse"));
+    command
+        .current_dir(dir)
+        .env("DISBURSE_NOW", "2026-11-20T02:00:00Z")
+        .env("DISBURSE_LOG", "warn")
+        .env_remove("DISBURSE_DB")
+        .env_remove("DISBURSE_CONFIG")
+        .env_remove("DISBURSE_USER");
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
