@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod imports;
+pub mod policy;
 pub mod sign;
 pub mod store;
 pub mod telemetry;
