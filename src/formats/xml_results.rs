@@ -597,7 +597,23 @@ impl Level {
     }
 }
 
+/// Trims in place, keeping the allocation.
+fn trim_owned(mut text: String) -> String {
+    let end = text.trim_end().len();
+    text.truncate(end);
+    let start = text.len() - text.trim_start().len();
+    if start > 0 {
+        text.drain(..start);
+    }
+    text
+}
+
 fn join_texts(texts: &[String]) -> Option<String> {
+    match texts {
+        [] => return None,
+        [one] => return (!one.is_empty()).then(|| one.clone()),
+        _ => {}
+    }
     let joined = texts
         .iter()
         .map(|t| t.trim())
@@ -988,45 +1004,36 @@ impl<'a> Parser<'a> {
     }
 
     fn store(&mut self, field: Field) -> Result<(), XmlResultError> {
-        let value = std::mem::take(&mut self.text);
-        let trimmed = || Some(value.trim().to_string());
+        let value = trim_owned(std::mem::take(&mut self.text));
         let mut fen = None;
         if field.is_amount() && self.capture_ccy.as_deref() == Some("CNY") {
-            let text = value.trim();
-            fen = Some(Fen::parse_yuan(text).map_err(|error| {
+            fen = Some(Fen::parse_yuan(&value).map_err(|error| {
                 self.err(
                     XmlErrorKind::Amount {
-                        text: text.to_string(),
+                        text: value.clone(),
                         error,
                     },
                     self.capture_offset,
                 )
             })?);
         }
-        let amount = || {
-            Some(AmountText {
-                value: value.trim().to_string(),
-                fen,
-                ccy: self.capture_ccy.clone(),
-            })
-        };
+        let ccy = self.capture_ccy.take();
+        let amount = |value| Some(AmountText { value, fen, ccy });
         match field {
-            Field::MsgId => self.msg_id = trimmed(),
-            Field::GrpId => self.group.status.id = trimmed(),
-            Field::GrpSts => self.group.status.status = trimmed(),
+            Field::MsgId => self.msg_id = Some(value),
+            Field::GrpId => self.group.status.id = Some(value),
+            Field::GrpSts => self.group.status.status = Some(value),
             Field::GrpRsn => {
-                self.group
-                    .reason
-                    .get_or_insert_with(|| value.trim().to_string());
+                self.group.reason.get_or_insert(value);
             }
             Field::GrpText => self.group.texts.push(value),
             Field::PmtId | Field::PmtSts | Field::PmtRsn | Field::PmtText => {
                 if let Some(block) = self.block.as_mut() {
                     match field {
-                        Field::PmtId => block.status.id = Some(value.trim().to_string()),
-                        Field::PmtSts => block.status.status = Some(value.trim().to_string()),
+                        Field::PmtId => block.status.id = Some(value),
+                        Field::PmtSts => block.status.status = Some(value),
                         Field::PmtRsn => {
-                            block.reason.get_or_insert_with(|| value.trim().to_string());
+                            block.reason.get_or_insert(value);
                         }
                         _ => block.texts.push(value),
                     }
@@ -1037,32 +1044,28 @@ impl<'a> Parser<'a> {
             | Field::NtryRvsl
             | Field::NtrySts
             | Field::NtrySerial => {
-                let amount = amount();
                 if let Some(entry) = self.entry.as_mut() {
-                    let v = Some(value.trim().to_string());
                     match field {
-                        Field::NtryAmt => entry.amount = amount,
-                        Field::NtryCdtDbt => entry.cdt_dbt = v,
-                        Field::NtryRvsl => entry.reversal = v,
-                        Field::NtrySts => entry.status = v,
-                        _ => entry.serial = v,
+                        Field::NtryAmt => entry.amount = amount(value),
+                        Field::NtryCdtDbt => entry.cdt_dbt = Some(value),
+                        Field::NtryRvsl => entry.reversal = Some(value),
+                        Field::NtrySts => entry.status = Some(value),
+                        _ => entry.serial = Some(value),
                     }
                 }
             }
             _ => {
-                let amount = amount();
                 if let Some(tx) = self.tx.as_mut() {
-                    let v = Some(value.trim().to_string());
                     match field {
-                        Field::TxE2e => tx.e2e = v,
-                        Field::TxSts => tx.status = v,
-                        Field::TxRsn if tx.reason.is_none() => tx.reason = v,
+                        Field::TxE2e => tx.e2e = Some(value),
+                        Field::TxSts => tx.status = Some(value),
+                        Field::TxRsn if tx.reason.is_none() => tx.reason = Some(value),
                         Field::TxText => tx.texts.push(value),
-                        Field::TxSerial => tx.serial = v,
-                        Field::TxStsId => tx.sts_id = v,
-                        Field::TxAmt => tx.amount = amount,
-                        Field::TxAmtDtls => tx.amount_dtls = amount,
-                        Field::TxCdtDbt => tx.cdt_dbt = v,
+                        Field::TxSerial => tx.serial = Some(value),
+                        Field::TxStsId => tx.sts_id = Some(value),
+                        Field::TxAmt => tx.amount = amount(value),
+                        Field::TxAmtDtls => tx.amount_dtls = amount(value),
+                        Field::TxCdtDbt => tx.cdt_dbt = Some(value),
                         _ => {}
                     }
                 }
@@ -1124,17 +1127,16 @@ impl<'a> Parser<'a> {
 
     fn pain_result(&self, tx: Tx) -> Result<PaymentResult, XmlResultError> {
         let mut notes = Vec::new();
-        let (e2e, status_code) = (tx.e2e.clone(), tx.status.clone());
-        let e2e = match non_empty(&e2e) {
-            Some(id) => id.to_string(),
+        let e2e = match tx.e2e.filter(|id| !id.is_empty()) {
+            Some(id) => id,
             None => {
                 notes.push("no OrgnlEndToEndId".to_string());
                 "NOTPROVIDED".to_string()
             }
         };
         let block_status = self.block.as_ref().and_then(|b| b.status.status.clone());
-        let code = match non_empty(&status_code) {
-            Some(code) => Some(code.to_string()),
+        let code = match tx.status.filter(|code| !code.is_empty()) {
+            Some(code) => Some(code),
             None => {
                 let inherited = non_empty(&block_status)
                     .map(|s| (s, "payment-information"))
