@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod formats;
 pub mod imports;
 pub mod policy;
 pub mod sign;
