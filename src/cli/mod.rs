@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod import;
+pub mod run;
 
 use crate::cli::args::{Cli, Command, ImportCommand};
 use crate::store::Store;
@@ -104,6 +105,22 @@ impl Context {
             .await
     }
 
+    /// The configuration: `--config FILE`, else `disburse.toml` if present, else the
+    /// built-in defaults. A bad file is refused with the key and the reason.
+    pub fn config(&self) -> anyhow::Result<crate::config::Config> {
+        let path = match &self.config_path {
+            Some(path) => Some(path.clone()),
+            None => Some(std::path::PathBuf::from("disburse.toml")).filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok(crate::config::Config::builtin());
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+        crate::config::Config::from_toml_str(&text)
+            .map_err(|error| Refusal::message(format!("{}: {error}", path.display())).into())
+    }
+
     pub fn now_text(&self) -> anyhow::Result<String> {
         Ok(crate::clock::format_utc(crate::clock::now_utc()?))
     }
@@ -197,9 +214,11 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run(_) => Err(NotYetAvailable("runs arrive with issue #3").into()),
-        Command::Approver(_) => Err(NotYetAvailable("approvers arrive with issue #3").into()),
-        Command::Keys(_) => Err(NotYetAvailable("keys arrive with issue #3").into()),
+        Command::Run(command) => run::run_command(context, command).await,
+        Command::Approver(args::ApproverCommand::Add(args)) => {
+            run::approver_add(context, args).await
+        }
+        Command::Keys(args::KeysCommand::Generate(args)) => run::keys_generate(context, args),
         Command::Returns(_) => Err(NotYetAvailable("bank results arrive with issue #5").into()),
         Command::Reconcile(_) => {
             Err(NotYetAvailable("reconciliation arrives with issue #5").into())

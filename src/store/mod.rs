@@ -14,6 +14,7 @@ mod runs;
 pub mod values;
 
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
+pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -1,1 +1,684 @@
-//! Runs and their lines (filled in with the payout engine).
+//! Runs in the store: the pieces `engine` needs to compute a run in chunks inside one
+//! transaction (households and their versions, decisions, earlier lines, flags that
+//! span households), to write its lines in batches, and to read runs, lines, totals,
+//! approvers and approvals back.
+
+use crate::domain::household::{Area, Decision, DecisionKind, Household, ReviewClass};
+use crate::domain::ids::{AccountNumber, BankCode, HouseholdId, RegionCode, ResidentId};
+use crate::domain::money::Fen;
+use crate::domain::month::{parse_date, Month};
+use crate::policy::calc::{ArrearsSource, LineStatus, PriorLine};
+use crate::run::{RunLine, RunState, RunTotals};
+use crate::store::{
+    with_pool, with_tx, Store, StoreError, StoreResult, StoreTx, INSERT_BATCH_ROWS,
+};
+use rust_decimal::Decimal;
+use sqlx::{QueryBuilder, Row};
+use std::collections::HashSet;
+use std::str::FromStr;
+
+/// Reads plain values from a row of either backend.
+pub(crate) trait PlainRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+}
+
+macro_rules! plain_row {
+    ($row:ty) => {
+        impl PlainRow for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+plain_row!(sqlx::sqlite::SqliteRow);
+plain_row!(sqlx::postgres::PgRow);
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} {value:?} does not parse"))
+}
+
+fn month_of(text: &str) -> StoreResult<Month> {
+    Month::parse(text).map_err(|_| corrupt("month", text))
+}
+
+fn count_of(row: &impl PlainRow, column: &str) -> StoreResult<u32> {
+    u32::try_from(row.int(column)?).map_err(|_| corrupt(column, "negative count"))
+}
+
+/// A stored household version, re-validated into the domain type.
+fn household_from_row(row: &impl PlainRow) -> StoreResult<Household> {
+    let text = |column: &str| row.text(column);
+    let household_id = text("household_id")?;
+    Ok(Household {
+        household_id: HouseholdId::parse(&household_id)
+            .map_err(|_| corrupt("household_id", &household_id))?,
+        region_code: RegionCode::parse(&text("region_code")?)
+            .map_err(|_| corrupt("region_code", &household_id))?,
+        area: Area::parse(&text("area")?).ok_or_else(|| corrupt("area", &household_id))?,
+        head_name: text("head_name")?,
+        head_id_number: ResidentId::parse(&text("head_id_number")?)
+            .map_err(|_| corrupt("head_id_number of", &household_id))?,
+        members: count_of(row, "members")?,
+        elderly: count_of(row, "elderly")?,
+        minors: count_of(row, "minors")?,
+        severely_disabled: count_of(row, "severely_disabled")?,
+        seriously_ill: count_of(row, "seriously_ill")?,
+        review_class: ReviewClass::parse(&text("review_class")?)
+            .ok_or_else(|| corrupt("review_class", &household_id))?,
+        last_review: parse_date(&text("last_review")?)
+            .map_err(|_| corrupt("last_review", &household_id))?,
+        base_amount: Fen::new(row.int("base_fen")?),
+        employment_cost_deduction: row.opt_int("employment_cost_fen")?.map(Fen::new),
+        approved_from: month_of(&text("approved_from")?)?,
+        approval_ref: text("approval_ref")?,
+        approved_by: text("approved_by")?,
+        bank_code: BankCode::parse(&text("bank_code")?)
+            .map_err(|_| corrupt("bank_code", &household_id))?,
+        account_number: AccountNumber::parse(&text("account_number")?)
+            .map_err(|_| corrupt("account_number of", &household_id))?,
+        account_name: text("account_name")?,
+    })
+}
+
+fn decision_from_row(row: &impl PlainRow) -> StoreResult<Decision> {
+    let decision_id = row.text("decision_id")?;
+    let household_id = row.text("household_id")?;
+    let percent = match row.opt_text("percent")? {
+        Some(text) => Some(Decimal::from_str(&text).map_err(|_| corrupt("percent", &text))?),
+        None => None,
+    };
+    Ok(Decision {
+        household_id: HouseholdId::parse(&household_id)
+            .map_err(|_| corrupt("household_id", &household_id))?,
+        kind: DecisionKind::parse(&row.text("kind")?)
+            .ok_or_else(|| corrupt("kind of", &decision_id))?,
+        effective_month: month_of(&row.text("effective_month")?)?,
+        end_month: row
+            .opt_text("end_month")?
+            .map(|m| month_of(&m))
+            .transpose()?,
+        amount: row.opt_int("amount_fen")?.map(Fen::new),
+        percent,
+        months: row
+            .opt_int("months")?
+            .map(|m| u32::try_from(m).unwrap_or(0)),
+        reason: row.text("reason")?,
+        reference: row.text("ref")?,
+        decided_by: row.text("decided_by")?,
+        decided_on: parse_date(&row.text("decided_on")?)
+            .map_err(|_| corrupt("decided_on of", &decision_id))?,
+        decision_id,
+    })
+}
+
+/// A run as stored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub run_no: i64,
+    pub programme: String,
+    pub month: String,
+    pub scope: String,
+    pub pay_date: String,
+    pub state: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub input_sha256: String,
+    pub digest: String,
+    pub line_count: i64,
+    pub pay_count: i64,
+    pub payable_fen: i64,
+    pub hold_count: i64,
+    pub hold_fen: i64,
+    pub approvals_required: i64,
+    pub cancel_reason: Option<String>,
+}
+
+impl RunRecord {
+    pub fn state(&self) -> StoreResult<RunState> {
+        RunState::parse(&self.state).ok_or_else(|| corrupt("state", &self.state))
+    }
+}
+
+fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
+    Ok(RunRecord {
+        run_id: row.text("run_id")?,
+        run_no: row.int("run_no")?,
+        programme: row.text("programme")?,
+        month: row.text("month")?,
+        scope: row.text("scope")?,
+        pay_date: row.text("pay_date")?,
+        state: row.text("state")?,
+        created_by: row.text("created_by")?,
+        created_at: row.text("created_at")?,
+        input_sha256: row.text("input_sha256")?,
+        digest: row.text("digest")?,
+        line_count: row.int("line_count")?,
+        pay_count: row.int("pay_count")?,
+        payable_fen: row.int("payable_fen")?,
+        hold_count: row.int("hold_count")?,
+        hold_fen: row.int("hold_fen")?,
+        approvals_required: row.int("approvals_required")?,
+        cancel_reason: row.opt_text("cancel_reason")?,
+    })
+}
+
+fn line_from_row(row: &impl PlainRow) -> StoreResult<RunLine> {
+    let status = row.text("status")?;
+    let flags = row.text("flags")?;
+    Ok(RunLine {
+        line_no: row.int("line_no")?,
+        household_id: row.text("household_id")?,
+        approved_from: month_of(&row.text("approved_from")?)?,
+        region_code: row.text("region_code")?,
+        area: row.text("area")?,
+        status: LineStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        base: Fen::new(row.int("base_fen")?),
+        supplements: Fen::new(row.int("supplements_fen")?),
+        arrears: Fen::new(row.int("arrears_fen")?),
+        reduction: Fen::new(row.int("reduction_fen")?),
+        recovery: Fen::new(row.int("recovery_fen")?),
+        payable: Fen::new(row.int("payable_fen")?),
+        bank_code: row.text("bank_code")?,
+        account_number: row.text("account_number")?,
+        account_name: row.text("account_name")?,
+        head_id_number: row.text("head_id_number")?,
+        end_to_end_id: row.text("end_to_end_id")?,
+        flags: flags
+            .split(';')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        arrears_sources: ArrearsSource::split(&row.text("arrears_sources")?),
+    })
+}
+
+/// A standing (not cancelled) run's key.
+#[derive(Clone, Debug)]
+pub struct StandingRun {
+    pub run_id: String,
+    pub month: Month,
+    pub scope: String,
+}
+
+/// `LIKE` pattern of a region scope (`""` is every region).
+fn scope_pattern(scope: &str) -> String {
+    format!("{scope}%")
+}
+
+/// Latest versions per household, as of a month (SQL shared by the flag queries).
+const CURRENT_VERSIONS: &str = "FROM household_version v WHERE v.approved_from = \
+     (SELECT MAX(w.approved_from) FROM household_version w \
+      WHERE w.household_id = v.household_id AND w.approved_from <= $1)";
+
+impl StoreTx {
+    /// Standing runs of a programme (any month).
+    pub async fn standing_runs(&mut self, programme: &str) -> StoreResult<Vec<StandingRun>> {
+        let sql = "SELECT run_id, month, scope FROM run WHERE programme = $1 AND state <> 'cancelled' ORDER BY month, run_id";
+        let rows = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(programme).fetch_all(&mut *conn).await?.iter().map(|row| {
+                Ok(StandingRun { run_id: row.text("run_id")?, month: month_of(&row.text("month")?)?, scope: row.text("scope")? })
+            }).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(rows)
+    }
+
+    pub async fn next_run_no(&mut self) -> StoreResult<i64> {
+        let max: Option<i64> = with_tx!(self, conn, Db => {
+            sqlx::query_scalar("SELECT MAX(run_no) FROM run").fetch_one(&mut *conn).await?
+        });
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// The next `limit` households (by id, after `after`) with a version in force by
+    /// `month` in `scope`, with all their versions up to `month`, oldest first.
+    pub async fn household_chunk(
+        &mut self,
+        month: Month,
+        scope: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Vec<Household>>> {
+        let ids_sql = "SELECT DISTINCT household_id FROM household_version WHERE approved_from <= $1 \
+                       AND region_code LIKE $2 AND household_id > $3 ORDER BY household_id LIMIT $4";
+        let versions_sql =
+            "SELECT * FROM household_version WHERE household_id >= $1 AND household_id <= $2 \
+                            AND approved_from <= $3 ORDER BY household_id, approved_from";
+        let month_text = month.to_string();
+        let chunk = with_tx!(self, conn, Db => {
+            let ids: Vec<String> = sqlx::query_scalar(ids_sql)
+                .bind(&month_text).bind(scope_pattern(scope)).bind(after).bind(limit)
+                .fetch_all(&mut *conn).await?;
+            let wanted: HashSet<&String> = ids.iter().collect();
+            let mut chunk: Vec<Vec<Household>> = Vec::with_capacity(ids.len());
+            if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+                let rows = sqlx::query(versions_sql).bind(first).bind(last).bind(&month_text).fetch_all(&mut *conn).await?;
+                for row in &rows {
+                    if !wanted.contains(&row.text("household_id")?) {
+                        continue;
+                    }
+                    let household = household_from_row(row)?;
+                    match chunk.last_mut() {
+                        Some(versions) if versions[0].household_id == household.household_id => versions.push(household),
+                        _ => chunk.push(vec![household]),
+                    }
+                }
+            }
+            chunk
+        });
+        Ok(chunk)
+    }
+
+    /// Decisions of households with ids in `first..=last`.
+    pub async fn decisions_between(
+        &mut self,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Decision>> {
+        let sql = "SELECT * FROM decision WHERE household_id >= $1 AND household_id <= $2 ORDER BY household_id, effective_month, decision_id";
+        let decisions = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(first).bind(last).fetch_all(&mut *conn).await?
+                .iter().map(decision_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(decisions)
+    }
+
+    /// Lines of standing runs of the programme before `month`, for households in
+    /// `first..=last`: (household_id, line).
+    pub async fn prior_lines_between(
+        &mut self,
+        programme: &str,
+        month: Month,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<(String, PriorLine)>> {
+        let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources \
+                   FROM run_line l JOIN run r ON r.run_id = l.run_id \
+                   WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month < $2 \
+                   AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
+        let lines = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(programme).bind(month.to_string()).bind(first).bind(last)
+                .fetch_all(&mut *conn).await?.iter().map(|row| {
+                    let status = row.text("status")?;
+                    Ok((row.text("household_id")?, PriorLine {
+                        month: month_of(&row.text("month")?)?,
+                        status: LineStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+                        recovery: Fen::new(row.int("recovery_fen")?),
+                        arrears_sources: ArrearsSource::split(&row.text("arrears_sources")?),
+                        instructed_ok: true,
+                    }))
+                }).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(lines)
+    }
+
+    /// Values of `column` (`account_number` or `head_id_number`) that several
+    /// households' current versions share.
+    pub async fn shared_values(
+        &mut self,
+        column: &str,
+        month: Month,
+    ) -> StoreResult<HashSet<String>> {
+        assert!(
+            matches!(column, "account_number" | "head_id_number"),
+            "not a shareable column"
+        );
+        let sql = format!(
+            "SELECT v.{column} AS value {CURRENT_VERSIONS} GROUP BY v.{column} HAVING COUNT(*) > 1"
+        );
+        let values = with_tx!(self, conn, Db => {
+            sqlx::query_scalar::<_, String>(&sql).bind(month.to_string()).fetch_all(&mut *conn).await?
+        });
+        Ok(values.into_iter().collect())
+    }
+
+    pub async fn staff_relative_id_numbers(&mut self) -> StoreResult<HashSet<String>> {
+        let values = with_tx!(self, conn, Db => {
+            sqlx::query_scalar::<_, String>("SELECT DISTINCT relative_id_number FROM staff_relative").fetch_all(&mut *conn).await?
+        });
+        Ok(values.into_iter().collect())
+    }
+
+    /// Inserts the run's header; its totals and digest are set by `finish_run`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_run(
+        &mut self,
+        run_id: &str,
+        run_no: i64,
+        programme: &str,
+        month: Month,
+        scope: &str,
+        pay_date: &str,
+        created_by: &str,
+        created_at: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO run (run_id, run_no, programme, month, scope, pay_date, state, created_by, created_at, \
+                   input_sha256, digest, line_count, pay_count, payable_fen, hold_count, hold_fen, approvals_required) \
+                   VALUES ($1, $2, $3, $4, $5, $6, 'computed', $7, $8, '', '', 0, 0, 0, 0, 0, 1)";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(run_id).bind(run_no).bind(programme).bind(month.to_string()).bind(scope)
+                .bind(pay_date).bind(created_by).bind(created_at).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Writes lines in multi-row statements.
+    pub async fn insert_lines(&mut self, run_id: &str, lines: &[RunLine]) -> StoreResult<()> {
+        for chunk in lines.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO run_line (run_id, line_no, household_id, approved_from, region_code, area, status, \
+                     base_fen, supplements_fen, arrears_fen, reduction_fen, recovery_fen, payable_fen, bank_code, \
+                     account_number, account_name, head_id_number, end_to_end_id, flags, arrears_sources) ",
+                );
+                query.push_values(chunk, |mut values, line| {
+                    values.push_bind(run_id.to_string()).push_bind(line.line_no).push_bind(line.household_id.clone())
+                        .push_bind(line.approved_from.to_string()).push_bind(line.region_code.clone())
+                        .push_bind(line.area.clone()).push_bind(line.status.as_str())
+                        .push_bind(line.base.as_i64()).push_bind(line.supplements.as_i64())
+                        .push_bind(line.arrears.as_i64()).push_bind(line.reduction.as_i64())
+                        .push_bind(line.recovery.as_i64()).push_bind(line.payable.as_i64())
+                        .push_bind(line.bank_code.clone()).push_bind(line.account_number.clone())
+                        .push_bind(line.account_name.clone()).push_bind(line.head_id_number.clone())
+                        .push_bind(line.end_to_end_id.clone()).push_bind(line.flags.join(";"))
+                        .push_bind(ArrearsSource::join(&line.arrears_sources));
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &mut self,
+        run_id: &str,
+        input_sha256: &str,
+        digest: &str,
+        totals: &RunTotals,
+        approvals_required: u32,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE run SET input_sha256 = $1, digest = $2, line_count = $3, pay_count = $4, payable_fen = $5, \
+                   hold_count = $6, hold_fen = $7, approvals_required = $8 WHERE run_id = $9";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(input_sha256).bind(digest).bind(totals.line_count).bind(totals.pay_count)
+                .bind(totals.payable.as_i64()).bind(totals.hold_count).bind(totals.hold.as_i64())
+                .bind(i64::from(approvals_required)).bind(run_id).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Moves a run from `from` to `to`; refused if another writer moved it first.
+    pub async fn set_run_state(
+        &mut self,
+        run_id: &str,
+        from: RunState,
+        to: RunState,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE run SET state = $1 WHERE run_id = $2 AND state = $3";
+        let changed = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(to.as_str()).bind(run_id).bind(from.as_str()).execute(&mut *conn).await?.rows_affected()
+        });
+        if changed != 1 {
+            return Err(StoreError::Refused(format!(
+                "run {run_id} is no longer {}",
+                from.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn cancel_run(
+        &mut self,
+        run_id: &str,
+        by: &str,
+        at: &str,
+        reason: &str,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE run SET state = 'cancelled', cancelled_by = $1, cancelled_at = $2, cancel_reason = $3 \
+                   WHERE run_id = $4 AND state IN ('computed', 'approved')";
+        let changed = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(by).bind(at).bind(reason).bind(run_id).execute(&mut *conn).await?.rows_affected()
+        });
+        if changed != 1 {
+            return Err(StoreError::Refused(format!(
+                "run {run_id} can no longer be cancelled"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_approver(
+        &mut self,
+        approver: &ApproverRecord,
+        added_by: &str,
+        added_at: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO approver (name, public_key_pem, algorithm, key_id, added_by, added_at) VALUES ($1, $2, $3, $4, $5, $6)";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(&approver.name).bind(&approver.public_key_pem).bind(&approver.algorithm)
+                .bind(&approver.key_id).bind(added_by).bind(added_at).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_approval(
+        &mut self,
+        run: &RunRecord,
+        approver: &str,
+        key_id: &str,
+        signature_hex: &str,
+        approved_at: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO approval (run_id, approver, digest, line_count, payable_fen, key_id, signature_hex, approved_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(&run.run_id).bind(approver).bind(&run.digest).bind(run.pay_count)
+                .bind(run.payable_fen).bind(key_id).bind(signature_hex).bind(approved_at).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+}
+
+/// A registered approver.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ApproverRecord {
+    pub name: String,
+    pub public_key_pem: String,
+    pub algorithm: String,
+    pub key_id: String,
+}
+
+/// A stored approval.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StoredApproval {
+    pub approver: String,
+    pub digest: String,
+    pub pay_count: i64,
+    pub payable_fen: i64,
+    pub key_id: String,
+    pub signature_hex: String,
+    pub approved_at: String,
+}
+
+/// A group total of a run's lines.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupTotal {
+    pub group: String,
+    pub status: String,
+    pub count: i64,
+    pub base_fen: i64,
+    pub supplements_fen: i64,
+    pub arrears_fen: i64,
+    pub reduction_fen: i64,
+    pub recovery_fen: i64,
+    pub payable_fen: i64,
+}
+
+impl Store {
+    pub async fn run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        let run = with_pool!(self, pool, Db => {
+            sqlx::query("SELECT * FROM run WHERE run_id = $1").bind(run_id).fetch_optional(pool).await?
+                .as_ref().map(run_from_row).transpose()?
+        });
+        Ok(run)
+    }
+
+    /// The standing run of the previous month with the same programme and scope.
+    pub async fn previous_run(&self, run: &RunRecord) -> StoreResult<Option<RunRecord>> {
+        let previous_month = month_of(&run.month)?.plus(-1).to_string();
+        let sql = "SELECT * FROM run WHERE programme = $1 AND scope = $2 AND month = $3 AND state <> 'cancelled'";
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(&run.programme).bind(&run.scope).bind(previous_month).fetch_optional(pool).await?
+                .as_ref().map(run_from_row).transpose()?
+        });
+        Ok(found)
+    }
+
+    /// Lines after `after_line_no`, at most `limit`, in line order.
+    pub async fn run_lines_page(
+        &self,
+        run_id: &str,
+        after_line_no: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RunLine>> {
+        let sql =
+            "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3";
+        let lines = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
+                .iter().map(line_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(lines)
+    }
+
+    /// Totals of a run's lines grouped by `region_code`, `area` or bank class, and status.
+    pub async fn run_group_totals(
+        &self,
+        run_id: &str,
+        grouping: &str,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        let group = match grouping {
+            "region" => "region_code",
+            "area" => "area",
+            "bank" => "SUBSTR(bank_code, 1, 3)",
+            "all" => "'all'",
+            other => panic!("unknown grouping {other}"),
+        };
+        let sql = format!(
+            "SELECT {group} AS grp, status, COUNT(*) AS n, {}, {}, {}, {}, {}, {} \
+             FROM run_line WHERE run_id = $1 GROUP BY {group}, status ORDER BY 1, 2",
+            sum_as("base_fen", "base"),
+            sum_as("supplements_fen", "supp"),
+            sum_as("arrears_fen", "arr"),
+            sum_as("reduction_fen", "red"),
+            sum_as("recovery_fen", "rec"),
+            sum_as("payable_fen", "pay")
+        );
+        let totals = with_pool!(self, pool, Db => {
+            sqlx::query(&sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(GroupTotal {
+                group: row.text("grp")?,
+                status: row.text("status")?,
+                count: row.int("n")?,
+                base_fen: sum_of(row, "base")?,
+                supplements_fen: sum_of(row, "supp")?,
+                arrears_fen: sum_of(row, "arr")?,
+                reduction_fen: sum_of(row, "red")?,
+                recovery_fen: sum_of(row, "rec")?,
+                payable_fen: sum_of(row, "pay")?,
+            })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(totals)
+    }
+
+    /// Flag names and how many lines carry each.
+    pub async fn run_flag_counts(&self, run_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        let sql = "SELECT flags, status FROM run_line WHERE run_id = $1 AND flags <> ''";
+        let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+        with_pool!(self, pool, Db => {
+            for row in sqlx::query(sql).bind(run_id).fetch_all(pool).await? {
+                for flag in row.text("flags")?.split(';') {
+                    let name = flag.split(':').next().unwrap_or(flag);
+                    *counts.entry(name.to_string()).or_default() += 1;
+                }
+            }
+        });
+        Ok(counts.into_iter().collect())
+    }
+
+    pub async fn approver_by_key_id(&self, key_id: &str) -> StoreResult<Option<ApproverRecord>> {
+        self.approver_where("key_id", key_id).await
+    }
+
+    pub async fn approver_by_name(&self, name: &str) -> StoreResult<Option<ApproverRecord>> {
+        self.approver_where("name", name).await
+    }
+
+    async fn approver_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> StoreResult<Option<ApproverRecord>> {
+        let sql = format!("SELECT * FROM approver WHERE {column} = $1");
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query(&sql).bind(value).fetch_optional(pool).await?.as_ref().map(|row| Ok::<_, StoreError>(ApproverRecord {
+                name: row.text("name")?,
+                public_key_pem: row.text("public_key_pem")?,
+                algorithm: row.text("algorithm")?,
+                key_id: row.text("key_id")?,
+            })).transpose()?
+        });
+        Ok(found)
+    }
+
+    pub async fn approvals(&self, run_id: &str) -> StoreResult<Vec<StoredApproval>> {
+        let sql = "SELECT * FROM approval WHERE run_id = $1 ORDER BY approved_at, approver";
+        let approvals = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(StoredApproval {
+                approver: row.text("approver")?,
+                digest: row.text("digest")?,
+                pay_count: row.int("line_count")?,
+                payable_fen: row.int("payable_fen")?,
+                key_id: row.text("key_id")?,
+                signature_hex: row.text("signature_hex")?,
+                approved_at: row.text("approved_at")?,
+            })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(approvals)
+    }
+}
+
+/// `SUM` as BIGINT on both backends (PostgreSQL's `SUM(BIGINT)` is NUMERIC).
+fn sum_as(column: &str, alias: &str) -> String {
+    format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {alias}")
+}
+
+fn sum_of(row: &impl PlainRow, column: &str) -> StoreResult<i64> {
+    Ok(row.int(column)?)
+}
+
+impl StoreTx {
+    /// (count, total) of a run's `pay` lines as stored, to check against the totals
+    /// computed while writing them.
+    pub async fn stored_pay_totals(&mut self, run_id: &str) -> StoreResult<(i64, Fen)> {
+        let sql = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(payable_fen), 0) AS BIGINT) AS total \
+                   FROM run_line WHERE run_id = $1 AND status = 'pay'";
+        let (count, total) = with_tx!(self, conn, Db => {
+            let row = sqlx::query(sql).bind(run_id).fetch_one(&mut *conn).await?;
+            (row.int("n")?, row.int("total")?)
+        });
+        Ok((count, Fen::new(total)))
+    }
+}

@@ -1,0 +1,226 @@
+//! Approvers, approvals and cancellation (CONTRACTS §5): an approval is the approver's
+//! own signature over the run's digest, count and total; the creator cannot approve; a
+//! changed run voids its approvals because they no longer cover its digest.
+
+use crate::domain::money::Fen;
+use crate::engine::Refusal;
+use crate::run::{
+    approval_message, approvals_cover, next_state, ApprovalRecord, RunEvent, RunState,
+};
+use crate::sign::{SigningKey, VerifyingKey};
+use crate::store::{ApproverRecord, RunRecord, Store};
+use std::path::Path;
+
+/// Who acts and when.
+pub struct Actor<'a> {
+    pub user: &'a str,
+    pub now_text: &'a str,
+}
+
+pub async fn add_approver(
+    store: &Store,
+    actor: &Actor<'_>,
+    name: &str,
+    public_key_pem: &str,
+) -> anyhow::Result<ApproverRecord> {
+    if name.trim().is_empty() || name.len() > 64 {
+        return Err(Refusal::message("an approver's name is 1 to 64 characters").into());
+    }
+    let key = VerifyingKey::from_spki_pem(public_key_pem)
+        .map_err(|error| Refusal::message(format!("public key refused: {error}")))?;
+    if store.approver_by_name(name).await?.is_some() {
+        return Err(Refusal::message(format!("approver {name} is already registered")).into());
+    }
+    if let Some(owner) = store.approver_by_key_id(&key.key_id()).await? {
+        return Err(
+            Refusal::message(format!("this key is already registered to {}", owner.name)).into(),
+        );
+    }
+    let record = ApproverRecord {
+        name: name.to_string(),
+        public_key_pem: key.spki_pem(),
+        algorithm: key.algorithm().as_str().to_string(),
+        key_id: key.key_id(),
+    };
+    let mut transaction = store.begin().await?;
+    transaction
+        .insert_approver(&record, actor.user, actor.now_text)
+        .await?;
+    let detail = format!("algorithm={} key_id={}", record.algorithm, record.key_id);
+    transaction
+        .append_audit(actor.now_text, actor.user, "approver.add", name, &detail)
+        .await?;
+    transaction.commit().await?;
+    Ok(record)
+}
+
+pub async fn load_run(store: &Store, run_id: &str) -> anyhow::Result<RunRecord> {
+    Ok(store
+        .run(run_id)
+        .await?
+        .ok_or_else(|| Refusal::message(format!("no run {run_id}")))?)
+}
+
+/// Approves a run with the approver's own key; returns the run afterwards.
+pub async fn approve_run(
+    store: &Store,
+    actor: &Actor<'_>,
+    run_id: &str,
+    key_path: &Path,
+) -> anyhow::Result<RunRecord> {
+    let run = load_run(store, run_id).await?;
+    let state = run.state()?;
+    if !matches!(state, RunState::Computed | RunState::Approved) {
+        return Err(Refusal::message(format!(
+            "run {run_id} is {}: nothing to approve",
+            state.as_str()
+        ))
+        .into());
+    }
+    let key = SigningKey::load(key_path)
+        .map_err(|error| Refusal::message(format!("signing key refused: {error}")))?;
+    let approver = store
+        .approver_by_key_id(&key.key_id())
+        .await?
+        .ok_or_else(|| {
+            Refusal::message(format!(
+                "key {} belongs to no registered approver (disburse approver add)",
+                key.key_id()
+            ))
+        })?;
+    if approver.name != actor.user {
+        return Err(Refusal::message(format!(
+            "this key is {}'s; {} cannot approve with it",
+            approver.name, actor.user
+        ))
+        .into());
+    }
+    if approver.name == run.created_by {
+        return Err(Refusal::message(format!(
+            "{} created run {run_id} and cannot approve it (four eyes)",
+            approver.name
+        ))
+        .into());
+    }
+    let message = approval_message(
+        &run.run_id,
+        &run.digest,
+        run.pay_count,
+        Fen::new(run.payable_fen),
+    );
+    let signature = key.sign(&message)?;
+    VerifyingKey::from_spki_pem(&approver.public_key_pem)?
+        .verify(&message, &signature)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the signature does not verify against {}'s registered key",
+                approver.name
+            )
+        })?;
+    let existing = store.approvals(run_id).await?;
+    if existing
+        .iter()
+        .any(|a| a.approver == approver.name && a.digest == run.digest)
+    {
+        return Err(Refusal::message(format!(
+            "{} has already approved run {run_id}",
+            approver.name
+        ))
+        .into());
+    }
+    let mut transaction = store.begin().await?;
+    transaction
+        .insert_approval(
+            &run,
+            &approver.name,
+            &key.key_id(),
+            &hex::encode(&signature),
+            actor.now_text,
+        )
+        .await?;
+    let detail = format!(
+        "digest={} payments={} total={}",
+        run.digest,
+        run.pay_count,
+        Fen::new(run.payable_fen)
+    );
+    transaction
+        .append_audit(actor.now_text, actor.user, "run.approve", run_id, &detail)
+        .await?;
+    transaction.commit().await?;
+    if approvals_complete(store, &run).await? && state == RunState::Computed {
+        let mut transaction = store.begin().await?;
+        let next = next_state(state, RunEvent::ApprovalsComplete)?;
+        transaction.set_run_state(run_id, state, next).await?;
+        transaction
+            .append_audit(
+                actor.now_text,
+                actor.user,
+                "run.approved",
+                run_id,
+                "approvals cover the digest",
+            )
+            .await?;
+        transaction.commit().await?;
+    }
+    load_run(store, run_id).await
+}
+
+/// Whether the run's approvals cover its current digest: each signature is verified
+/// again against the approver's registered key (export calls this before anything
+/// leaves).
+pub async fn approvals_complete(store: &Store, run: &RunRecord) -> anyhow::Result<bool> {
+    let mut records = Vec::new();
+    for approval in store.approvals(&run.run_id).await? {
+        let message = approval_message(
+            &run.run_id,
+            &approval.digest,
+            approval.pay_count,
+            Fen::new(approval.payable_fen),
+        );
+        let valid = match store.approver_by_name(&approval.approver).await? {
+            Some(approver) => VerifyingKey::from_spki_pem(&approver.public_key_pem)
+                .ok()
+                .zip(hex::decode(&approval.signature_hex).ok())
+                .is_some_and(|(key, signature)| key.verify(&message, &signature).is_ok()),
+            None => false,
+        };
+        let binds_totals =
+            approval.pay_count == run.pay_count && approval.payable_fen == run.payable_fen;
+        records.push(ApprovalRecord {
+            approver: approval.approver,
+            digest: approval.digest,
+            signature_valid: valid && binds_totals,
+        });
+    }
+    let required = u32::try_from(run.approvals_required).unwrap_or(u32::MAX);
+    Ok(approvals_cover(
+        &run.digest,
+        &run.created_by,
+        required,
+        &records,
+    ))
+}
+
+pub async fn cancel_run(
+    store: &Store,
+    actor: &Actor<'_>,
+    run_id: &str,
+    reason: &str,
+) -> anyhow::Result<RunRecord> {
+    let run = load_run(store, run_id).await?;
+    if reason.trim().is_empty() {
+        return Err(Refusal::message("a cancellation needs a reason").into());
+    }
+    next_state(run.state()?, RunEvent::Cancel)
+        .map_err(|error| Refusal::message(format!("run {run_id}: {error}")))?;
+    let mut transaction = store.begin().await?;
+    transaction
+        .cancel_run(run_id, actor.user, actor.now_text, reason)
+        .await?;
+    transaction
+        .append_audit(actor.now_text, actor.user, "run.cancel", run_id, reason)
+        .await?;
+    transaction.commit().await?;
+    load_run(store, run_id).await
+}

@@ -1,0 +1,350 @@
+//! `run create`: computes every line of a month for a programme and scope, in chunks of
+//! households inside one transaction, and stores the lines, totals and digest. One run
+//! per programme + month + overlapping scope stands at a time.
+
+use crate::config::Config;
+use crate::domain::household::{Decision, Household};
+use crate::domain::month::Month;
+use crate::engine::Refusal;
+use crate::policy::calc::{apply_holds, compute, HouseholdMonth, PriorLine};
+use crate::policy::flag;
+use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
+use crate::store::values::{content_sha256, decision_values, household_values};
+use crate::store::{RunRecord, StandingRun, Store, StoreTx, TxLock};
+use chrono::NaiveDate;
+use ring::digest::{Context, SHA256};
+use std::collections::{HashMap, HashSet};
+
+/// Households computed per chunk: bounds memory whatever the roster's size.
+const CHUNK_HOUSEHOLDS: i64 = 5_000;
+
+/// What to compute.
+pub struct CreateRunRequest {
+    pub programme: String,
+    pub month: Month,
+    /// Region code prefix; empty for every region.
+    pub scope: String,
+    pub pay_date: NaiveDate,
+    pub user: String,
+    pub now_text: String,
+}
+
+/// Cross-household facts for flags (P15 and shared accounts or ID numbers).
+struct SharedFacts {
+    accounts: HashSet<String>,
+    id_numbers: HashSet<String>,
+    staff_relatives: HashSet<String>,
+}
+
+/// Computes and stores a run; refuses a second standing run for an overlapping scope.
+pub async fn create_run(
+    store: &Store,
+    config: &Config,
+    request: &CreateRunRequest,
+) -> anyhow::Result<RunRecord> {
+    check_request(request)?;
+    let mut transaction = store.begin().await?;
+    transaction.lock(TxLock::RunCreate).await?;
+    let standing = transaction.standing_runs(&request.programme).await?;
+    refuse_overlap(&standing, request)?;
+    let run_no = transaction.next_run_no().await?;
+    anyhow::ensure!(run_no <= RUN_NO_MAX, "run numbers exhausted ({RUN_NO_MAX})");
+    let run_id = run_id(request.month, run_no);
+    let pay_date = request.pay_date.to_string();
+    transaction
+        .insert_run(
+            &run_id,
+            run_no,
+            &request.programme,
+            request.month,
+            &request.scope,
+            &pay_date,
+            &request.user,
+            &request.now_text,
+        )
+        .await?;
+    let facts = SharedFacts {
+        accounts: transaction
+            .shared_values("account_number", request.month)
+            .await?,
+        id_numbers: transaction
+            .shared_values("head_id_number", request.month)
+            .await?,
+        staff_relatives: transaction.staff_relative_id_numbers().await?,
+    };
+    let header = RunHeader {
+        run_id: &run_id,
+        programme: &request.programme,
+        month: request.month,
+        scope: &request.scope,
+        pay_date: &pay_date,
+    };
+    let mut computer = RunComputer {
+        config,
+        request,
+        run_no,
+        digest: RunDigest::new(&header),
+        inputs: Context::new(&SHA256),
+        earlier_runs: standing
+            .into_iter()
+            .filter(|run| run.month < request.month)
+            .collect(),
+        facts,
+        line_no: 0,
+    };
+    computer
+        .inputs
+        .update(format!("{:?}", config.policy).as_bytes());
+    computer.compute_all(&mut transaction, &run_id).await?;
+    let input_sha256 = hex::encode(computer.inputs.finish());
+    let (digest, totals) = computer.digest.finish(&input_sha256);
+    let (stored_count, stored_total) = transaction.stored_pay_totals(&run_id).await?;
+    assert_eq!(
+        (stored_count, stored_total),
+        (totals.pay_count, totals.payable),
+        "the stored lines sum to the run's totals"
+    );
+    let approvals_required = config.approval.required_for(totals.payable);
+    transaction
+        .finish_run(&run_id, &input_sha256, &digest, &totals, approvals_required)
+        .await?;
+    let detail = format!(
+        "month={} scope={} lines={} pay={} payable={} hold={} digest={digest}",
+        request.month,
+        scope_label(&request.scope),
+        totals.line_count,
+        totals.pay_count,
+        totals.payable,
+        totals.hold_count
+    );
+    transaction
+        .append_audit(
+            &request.now_text,
+            &request.user,
+            "run.create",
+            &run_id,
+            &detail,
+        )
+        .await?;
+    transaction.commit().await?;
+    tracing::info!(run_id = %run_id, lines = totals.line_count, payable = %totals.payable, "run computed");
+    Ok(store
+        .run(&run_id)
+        .await?
+        .expect("the run just committed exists"))
+}
+
+pub fn scope_label(scope: &str) -> &str {
+    if scope.is_empty() {
+        "all"
+    } else {
+        scope
+    }
+}
+
+fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
+    let scope_ok = request.scope.len() <= 6 && request.scope.bytes().all(|b| b.is_ascii_digit());
+    if !scope_ok {
+        return Err(Refusal::message(format!(
+            "--region {:?}: a region code prefix of up to 6 digits",
+            request.scope
+        )));
+    }
+    if !request
+        .programme
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'_')
+        || request.programme.is_empty()
+    {
+        return Err(Refusal::message(format!(
+            "--programme {:?}: lower-case letters",
+            request.programme
+        )));
+    }
+    Ok(())
+}
+
+/// One run per programme + month + scope; overlapping scopes (one a prefix of the
+/// other) would pay the same household twice, so they are refused too.
+fn refuse_overlap(standing: &[StandingRun], request: &CreateRunRequest) -> Result<(), Refusal> {
+    let clash = standing.iter().find(|run| {
+        run.month == request.month
+            && (run.scope.starts_with(&request.scope) || request.scope.starts_with(&run.scope))
+    });
+    match clash {
+        Some(run) => Err(Refusal::message(format!(
+            "run {} already stands for {} {} scope {}: cancel it with a reason before computing another",
+            run.run_id, request.programme, request.month, scope_label(&run.scope)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Carries the state of one run's computation across chunks.
+struct RunComputer<'a> {
+    config: &'a Config,
+    request: &'a CreateRunRequest,
+    run_no: i64,
+    digest: RunDigest,
+    inputs: Context,
+    earlier_runs: Vec<StandingRun>,
+    facts: SharedFacts,
+    line_no: i64,
+}
+
+impl RunComputer<'_> {
+    async fn compute_all(&mut self, transaction: &mut StoreTx, run_id: &str) -> anyhow::Result<()> {
+        let mut after = String::new();
+        loop {
+            let chunk = transaction
+                .household_chunk(
+                    self.request.month,
+                    &self.request.scope,
+                    &after,
+                    CHUNK_HOUSEHOLDS,
+                )
+                .await?;
+            let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+                break;
+            };
+            let first_id = first[0].household_id.as_str().to_string();
+            let last_id = last[0].household_id.as_str().to_string();
+            let decisions = group_by_household(
+                transaction.decisions_between(&first_id, &last_id).await?,
+                |d| d.household_id.as_str().to_string(),
+            );
+            let history = group_by_household(
+                transaction
+                    .prior_lines_between(
+                        &self.request.programme,
+                        self.request.month,
+                        &first_id,
+                        &last_id,
+                    )
+                    .await?,
+                |(id, _)| id.clone(),
+            );
+            let mut lines = Vec::with_capacity(chunk.len());
+            for versions in &chunk {
+                let id = versions[0].household_id.as_str();
+                let prior: Vec<PriorLine> = history
+                    .get(id)
+                    .map(|h| h.iter().map(|(_, line)| line.clone()).collect())
+                    .unwrap_or_default();
+                let own_decisions = decisions.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                if let Some(line) = self.compute_household(versions, own_decisions, &prior) {
+                    lines.push(line);
+                }
+            }
+            transaction.insert_lines(run_id, &lines).await?;
+            after = last_id;
+        }
+        Ok(())
+    }
+
+    fn compute_household(
+        &mut self,
+        versions: &[Household],
+        decisions: &[Decision],
+        history: &[PriorLine],
+    ) -> Option<RunLine> {
+        let current = versions.last().expect("a chunk entry has a version");
+        if !current
+            .region_code
+            .as_str()
+            .starts_with(&self.request.scope)
+        {
+            return None;
+        }
+        let run_months: Vec<Month> = self
+            .earlier_runs
+            .iter()
+            .filter(|run| current.region_code.as_str().starts_with(&run.scope))
+            .map(|run| run.month)
+            .collect();
+        let input = HouseholdMonth {
+            month: self.request.month,
+            pay_date: self.request.pay_date,
+            versions,
+            decisions,
+            history,
+            run_months: &run_months,
+        };
+        let mut computed = compute(&self.config.policy, &input)?;
+        let version = versions
+            .iter()
+            .rev()
+            .find(|v| v.approved_from == computed.approved_from)
+            .expect("the version used is among the versions");
+        self.add_shared_flags(version, &mut computed.flags);
+        apply_holds(&self.config.policy, &mut computed);
+        for used in versions {
+            self.inputs
+                .update(content_sha256(&household_values(used)).as_bytes());
+        }
+        for decision in decisions {
+            self.inputs
+                .update(content_sha256(&decision_values(decision)).as_bytes());
+        }
+        self.line_no += 1;
+        assert!(
+            self.line_no <= RUN_LINES_MAX,
+            "a run holds at most {RUN_LINES_MAX} lines"
+        );
+        let line = RunLine {
+            line_no: self.line_no,
+            household_id: version.household_id.as_str().to_string(),
+            approved_from: computed.approved_from,
+            region_code: version.region_code.as_str().to_string(),
+            area: version.area.as_str().to_string(),
+            status: computed.status,
+            base: computed.base,
+            supplements: computed.supplements,
+            arrears: computed.arrears,
+            reduction: computed.reduction,
+            recovery: computed.recovery,
+            payable: computed.payable,
+            bank_code: version.bank_code.as_str().to_string(),
+            account_number: version.account_number.as_str().to_string(),
+            account_name: version.account_name.clone(),
+            head_id_number: version.head_id_number.as_str().to_string(),
+            end_to_end_id: end_to_end_id(&self.config.run.id_prefix, self.run_no, self.line_no),
+            flags: computed.flags,
+            arrears_sources: computed.arrears_sources,
+        };
+        self.digest.add_line(&line);
+        Some(line)
+    }
+
+    fn add_shared_flags(&self, version: &Household, flags: &mut Vec<String>) {
+        if self
+            .facts
+            .staff_relatives
+            .contains(version.head_id_number.as_str())
+        {
+            flags.push(flag::STAFF_RELATIVE.into());
+        }
+        if self
+            .facts
+            .accounts
+            .contains(version.account_number.as_str())
+        {
+            flags.push(flag::SHARED_ACCOUNT.into());
+        }
+        if self
+            .facts
+            .id_numbers
+            .contains(version.head_id_number.as_str())
+        {
+            flags.push(flag::SHARED_ID_NUMBER.into());
+        }
+    }
+}
+
+fn group_by_household<T>(items: Vec<T>, key: impl Fn(&T) -> String) -> HashMap<String, Vec<T>> {
+    let mut grouped: HashMap<String, Vec<T>> = HashMap::new();
+    for item in items {
+        grouped.entry(key(&item)).or_default().push(item);
+    }
+    grouped
+}

@@ -1,0 +1,7 @@
+//! Application services: each verb's work over the store and the pure core, with the
+//! audit entry in the same transaction. Business refusals are `Refusal`s (exit 1).
+
+pub mod approve;
+pub mod create_run;
+
+pub use crate::cli::Refusal;

@@ -1,0 +1,344 @@
+//! Runs, pure: identities (`run_id`, `end_to_end_id`), the state machine, the line as
+//! stored, the digest approvals sign, and the approval coverage rule (CONTRACTS §5).
+//!
+//! **Invariants:** `end_to_end_id`s are derived from the run number and the line's
+//! position, both fixed at compute time, so recomputing the same inputs gives the same
+//! ids and the same digest; run numbers are never reused, so ids never repeat.
+
+use crate::domain::money::Fen;
+use crate::domain::month::Month;
+use crate::policy::calc::{ArrearsSource, LineStatus};
+use ring::digest::{Context, SHA256};
+
+/// A run's state. `Computed → Approved → Exported → Reconciled`; `Cancelled` from
+/// `Computed` or `Approved` only (after export, files may have reached a bank).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Computed,
+    Approved,
+    Exported,
+    Reconciled,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Computed => "computed",
+            RunState::Approved => "approved",
+            RunState::Exported => "exported",
+            RunState::Reconciled => "reconciled",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunState> {
+        [
+            RunState::Computed,
+            RunState::Approved,
+            RunState::Exported,
+            RunState::Reconciled,
+            RunState::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+/// What happens to a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEvent {
+    /// Enough distinct approvers signed the current digest.
+    ApprovalsComplete,
+    Export,
+    Reconcile,
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a run that is {from} cannot take {event:?}")]
+pub struct TransitionError {
+    pub from: &'static str,
+    pub event: RunEvent,
+}
+
+/// The transition table.
+pub fn next_state(state: RunState, event: RunEvent) -> Result<RunState, TransitionError> {
+    use RunState::*;
+    match (state, event) {
+        (Computed | Approved, RunEvent::ApprovalsComplete) => Ok(Approved),
+        (Approved | Exported, RunEvent::Export) => Ok(Exported),
+        (Exported | Reconciled, RunEvent::Reconcile) => Ok(Reconciled),
+        (Computed | Approved, RunEvent::Cancel) => Ok(Cancelled),
+        (from, event) => Err(TransitionError {
+            from: from.as_str(),
+            event,
+        }),
+    }
+}
+
+/// `R202611-000001`: the month and the run number.
+pub fn run_id(month: Month, run_no: i64) -> String {
+    format!("R{}-{run_no:06}", month.compact())
+}
+
+/// `DB000001-00000001`: prefix, run number, line number. At most 4 + 6 + 1 + 8 = 19
+/// characters of `[A-Za-z0-9-]` (CONTRACTS §3.1).
+pub fn end_to_end_id(prefix: &str, run_no: i64, line_no: i64) -> String {
+    let id = format!("{prefix}{run_no:06}-{line_no:08}");
+    assert!(
+        id.len() <= 20,
+        "end_to_end_id {id} longer than 20 characters"
+    );
+    id
+}
+
+/// Largest run number that keeps ids within their widths.
+pub const RUN_NO_MAX: i64 = 999_999;
+/// Largest number of lines in one run (the line number's width).
+pub const RUN_LINES_MAX: i64 = 99_999_999;
+
+/// A run's line as stored: the computation plus the snapshot of the account it pays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunLine {
+    pub line_no: i64,
+    pub household_id: String,
+    pub approved_from: Month,
+    pub region_code: String,
+    pub area: String,
+    pub status: LineStatus,
+    pub base: Fen,
+    pub supplements: Fen,
+    pub arrears: Fen,
+    pub reduction: Fen,
+    pub recovery: Fen,
+    pub payable: Fen,
+    pub bank_code: String,
+    pub account_number: String,
+    pub account_name: String,
+    pub head_id_number: String,
+    pub end_to_end_id: String,
+    pub flags: Vec<String>,
+    pub arrears_sources: Vec<ArrearsSource>,
+}
+
+/// The header of `run lines` (CONTRACTS §4).
+pub const LINES_CSV_HEADER: &str = "household_id,region_code,area,status,base,supplements,arrears,reduction,recovery,payable,bank_code,end_to_end_id,flags";
+
+impl RunLine {
+    /// The line as a `run lines` CSV record (no newline). Every value is from a closed
+    /// alphabet (ids, codes, amounts, flag names), so no quoting or injection guard is
+    /// needed; an assertion keeps it that way.
+    pub fn to_csv(&self) -> String {
+        let flags = self.flags.join(";");
+        let record = format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            self.household_id,
+            self.region_code,
+            self.area,
+            self.status.as_str(),
+            self.base,
+            self.supplements,
+            self.arrears,
+            self.reduction,
+            self.recovery,
+            self.payable,
+            self.bank_code,
+            self.end_to_end_id,
+            flags
+        );
+        assert!(
+            !record.contains(['"', '\n', '\r']) && !record.starts_with(['=', '+', '@', '\t']),
+            "run line values are from closed alphabets"
+        );
+        record
+    }
+}
+
+/// The totals of a run, recomputed from its lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub line_count: i64,
+    pub pay_count: i64,
+    pub payable: Fen,
+    pub hold_count: i64,
+    pub hold: Fen,
+}
+
+impl RunTotals {
+    pub fn add(&mut self, line: &RunLine) {
+        self.line_count += 1;
+        match line.status {
+            LineStatus::Pay => {
+                self.pay_count += 1;
+                self.payable = self.payable.plus(line.payable);
+            }
+            LineStatus::Hold => {
+                self.hold_count += 1;
+                self.hold = self.hold.plus(line.payable);
+            }
+            LineStatus::Stopped | LineStatus::Zero => {}
+        }
+    }
+}
+
+/// The run's digest: SHA-256 over its header, every line (with the account it pays),
+/// its totals and its inputs' hash. Approvals sign this (CONTRACTS §5).
+pub struct RunDigest {
+    context: Context,
+    totals: RunTotals,
+}
+
+/// What identifies a run's content besides its lines.
+pub struct RunHeader<'a> {
+    pub run_id: &'a str,
+    pub programme: &'a str,
+    pub month: Month,
+    pub scope: &'a str,
+    pub pay_date: &'a str,
+}
+
+impl RunDigest {
+    pub fn new(header: &RunHeader<'_>) -> RunDigest {
+        let mut context = Context::new(&SHA256);
+        let text = format!(
+            "disburse-run-v1\n{}\n{}\n{}\n{}\n{}\n",
+            header.run_id, header.programme, header.month, header.scope, header.pay_date
+        );
+        context.update(text.as_bytes());
+        RunDigest {
+            context,
+            totals: RunTotals::default(),
+        }
+    }
+
+    pub fn add_line(&mut self, line: &RunLine) {
+        self.context.update(line.to_csv().as_bytes());
+        let snapshot = format!(
+            ",{},{},{},{},{}\n",
+            line.approved_from,
+            line.account_number,
+            line.account_name,
+            line.head_id_number,
+            ArrearsSource::join(&line.arrears_sources)
+        );
+        self.context.update(snapshot.as_bytes());
+        self.totals.add(line);
+    }
+
+    /// The digest, closing over the totals and the hash of the run's frozen inputs.
+    pub fn finish(self, input_sha256: &str) -> (String, RunTotals) {
+        let mut context = self.context;
+        let totals = self.totals;
+        let text = format!(
+            "totals,{},{},{},{},{}\ninputs,{input_sha256}\n",
+            totals.line_count, totals.pay_count, totals.payable, totals.hold_count, totals.hold
+        );
+        context.update(text.as_bytes());
+        (hex::encode(context.finish()), totals)
+    }
+}
+
+/// The bytes an approver signs: the run, its digest, and the count and money leaving,
+/// so an approval binds exactly what it saw (FAILURES #13, security table).
+pub fn approval_message(run_id: &str, digest: &str, pay_count: i64, payable: Fen) -> Vec<u8> {
+    format!("disburse-approval-v1\nrun {run_id}\ndigest {digest}\npayments {pay_count}\ntotal {payable}\n").into_bytes()
+}
+
+/// One stored approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub approver: String,
+    pub digest: String,
+    pub signature_valid: bool,
+}
+
+/// Whether approvals cover the run's current digest: enough distinct approvers, none
+/// of them the creator, each with a valid signature over that digest.
+pub fn approvals_cover(
+    current_digest: &str,
+    created_by: &str,
+    required: u32,
+    approvals: &[ApprovalRecord],
+) -> bool {
+    let mut approvers: Vec<&str> = approvals
+        .iter()
+        .filter(|a| a.digest == current_digest && a.signature_valid && a.approver != created_by)
+        .map(|a| a.approver.as_str())
+        .collect();
+    approvers.sort_unstable();
+    approvers.dedup();
+    approvers.len() >= required as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        use RunEvent::{ApprovalsComplete, Cancel, Export, Reconcile};
+        use RunState::*;
+        let table = [
+            (Computed, ApprovalsComplete, Some(Approved)),
+            (Computed, Export, None),
+            (Approved, Export, Some(Exported)),
+            (Exported, Export, Some(Exported)),
+            (Exported, Cancel, None),
+            (Computed, Cancel, Some(Cancelled)),
+            (Approved, Cancel, Some(Cancelled)),
+            (Cancelled, ApprovalsComplete, None),
+            (Exported, Reconcile, Some(Reconciled)),
+            (Reconciled, Cancel, None),
+        ];
+        for (from, event, to) in table {
+            assert_eq!(next_state(from, event).ok(), to, "{from:?} + {event:?}");
+        }
+    }
+
+    #[test]
+    fn identities_fit_the_contract() {
+        let id = end_to_end_id("DB", RUN_NO_MAX, RUN_LINES_MAX);
+        assert!(
+            id.len() <= 20 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "{id}"
+        );
+        assert_eq!(
+            run_id(Month::parse("2026-11").unwrap(), 7),
+            "R202611-000007"
+        );
+    }
+
+    #[test]
+    fn approvals_need_distinct_non_creators_on_the_current_digest() {
+        let approval = |who: &str, digest: &str, valid: bool| ApprovalRecord {
+            approver: who.into(),
+            digest: digest.into(),
+            signature_valid: valid,
+        };
+        let approvals = [
+            approval("li", "d1", true),
+            approval("li", "d1", true),
+            approval("wang", "d0", true),
+        ];
+        assert!(approvals_cover("d1", "zhao", 1, &approvals));
+        assert!(
+            !approvals_cover("d1", "zhao", 2, &approvals),
+            "the same person twice is one"
+        );
+        assert!(
+            !approvals_cover("d1", "li", 1, &approvals),
+            "the creator cannot approve"
+        );
+        assert!(
+            !approvals_cover("d2", "zhao", 1, &approvals),
+            "a changed run voids approvals"
+        );
+        assert!(!approvals_cover(
+            "d1",
+            "zhao",
+            1,
+            &[approval("li", "d1", false)]
+        ));
+    }
+}
