@@ -115,8 +115,14 @@ mod tests {
         for (text, code) in cases {
             assert_eq!(reason_code_from_text(text), code, "{text}");
         }
-        assert_eq!(normalise_reason(Some("AC04"), None).as_deref(), Some("AC04"));
-        assert_eq!(normalise_reason(Some(""), Some("已销户")).as_deref(), Some("AC04"));
+        assert_eq!(
+            normalise_reason(Some("AC04"), None).as_deref(),
+            Some("AC04")
+        );
+        assert_eq!(
+            normalise_reason(Some(""), Some("已销户")).as_deref(),
+            Some("AC04")
+        );
         assert_eq!(normalise_reason(None, None), None);
     }
 }

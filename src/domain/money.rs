@@ -74,8 +74,15 @@ impl Fen {
         let whole_fen: i64 = whole.parse::<i64>().map_err(|_| AmountError::Malformed)? * 100;
         let fraction_fen: i64 = match fraction.len() {
             0 => 0,
-            1 => fraction.parse::<i64>().map_err(|_| AmountError::Malformed)? * 10,
-            _ => fraction.parse::<i64>().map_err(|_| AmountError::Malformed)?,
+            1 => {
+                fraction
+                    .parse::<i64>()
+                    .map_err(|_| AmountError::Malformed)?
+                    * 10
+            }
+            _ => fraction
+                .parse::<i64>()
+                .map_err(|_| AmountError::Malformed)?,
         };
         let fen = whole_fen + fraction_fen;
         if fen > AMOUNT_FEN_MAX {
@@ -96,11 +103,13 @@ impl Fen {
     /// Sum that panics on overflow. Used for totals whose parts are each bounded by
     /// `AMOUNT_FEN_MAX` and whose count is bounded, so overflow means a broken invariant.
     pub fn plus(self, other: Fen) -> Fen {
-        self.checked_add(other).expect("fen overflow: a total exceeded i64")
+        self.checked_add(other)
+            .expect("fen overflow: a total exceeded i64")
     }
 
     pub fn minus(self, other: Fen) -> Fen {
-        self.checked_sub(other).expect("fen overflow: a difference exceeded i64")
+        self.checked_sub(other)
+            .expect("fen overflow: a difference exceeded i64")
     }
 
     pub fn min(self, other: Fen) -> Fen {
@@ -121,7 +130,12 @@ impl fmt::Display for Fen {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
         let magnitude = self.0.unsigned_abs();
-        write!(formatter, "{sign}{}.{:02}", magnitude / 100, magnitude % 100)
+        write!(
+            formatter,
+            "{sign}{}.{:02}",
+            magnitude / 100,
+            magnitude % 100
+        )
     }
 }
 
@@ -156,7 +170,11 @@ mod tests {
             ("9999999999999999999", Err(AmountError::TooLarge)),
         ];
         for (text, expected) in cases {
-            assert_eq!(Fen::parse_yuan(text).map(Fen::as_i64), *expected, "input {text:?}");
+            assert_eq!(
+                Fen::parse_yuan(text).map(Fen::as_i64),
+                *expected,
+                "input {text:?}"
+            );
         }
         assert_eq!(Fen::new(-5).to_string(), "-0.05");
         assert_eq!(Fen::new(52340).to_string(), "523.40");

@@ -124,7 +124,10 @@ fn error(line: u64, column: u64, field: &str, reason: ParseReason) -> FormatPars
 }
 
 /// Reads a payment file (ours) and checks it whole.
-pub fn parse_payment_file(layout: &Layout, bytes: &[u8]) -> Result<ParsedPaymentFile, FormatParseError> {
+pub fn parse_payment_file(
+    layout: &Layout,
+    bytes: &[u8],
+) -> Result<ParsedPaymentFile, FormatParseError> {
     let file = parse_tabular(layout, bytes, Purpose::Payment)?;
     let mut payments = Vec::with_capacity(file.details.len());
     for record in &file.details {
@@ -140,7 +143,10 @@ pub fn parse_payment_file(layout: &Layout, bytes: &[u8]) -> Result<ParsedPayment
             memo: record.text(Source::Memo),
         });
     }
-    let total = sum(payments.iter().map(|payment| payment.amount), file.last_line)?;
+    let total = sum(
+        payments.iter().map(|payment| payment.amount),
+        file.last_line,
+    )?;
     let controls = Controls {
         count: payments.len() as u64,
         total,
@@ -167,7 +173,7 @@ pub fn parse_result_file(layout: &Layout, bytes: &[u8]) -> Result<ResultFile, Fo
     let amounts = |wanted: Option<ResultStatus>| {
         results
             .iter()
-            .filter(move |result| wanted.is_none_or(|status| result.status == status))
+            .filter(move |result| wanted.map_or(true, |status| result.status == status))
             .map(|result| result.amount.unwrap_or(Fen::ZERO))
     };
     let ok_count = amounts(Some(ResultStatus::Paid)).count() as u64;
@@ -195,7 +201,12 @@ fn sum(amounts: impl Iterator<Item = Fen>, line: u64) -> Result<Fen, FormatParse
     let mut total = Fen::ZERO;
     for amount in amounts {
         total = total.checked_add(amount).ok_or_else(|| {
-            error(line, 0, "total", ParseReason::BadAmount("sum overflows".into()))
+            error(
+                line,
+                0,
+                "total",
+                ParseReason::BadAmount("sum overflows".into()),
+            )
         })?;
     }
     Ok(total)
@@ -217,9 +228,18 @@ struct TabularFile<'l> {
     date_format: DateFormat,
 }
 
-fn parse_tabular<'l>(layout: &'l Layout, bytes: &[u8], purpose: Purpose) -> Result<TabularFile<'l>, FormatParseError> {
+fn parse_tabular<'l>(
+    layout: &'l Layout,
+    bytes: &[u8],
+    purpose: Purpose,
+) -> Result<TabularFile<'l>, FormatParseError> {
     if layout.kind() == LayoutKind::Iso20022Pain001 || layout.purpose() != purpose {
-        return Err(error(0, 0, "layout", ParseReason::WrongLayout(layout.name().into())));
+        return Err(error(
+            0,
+            0,
+            "layout",
+            ParseReason::WrongLayout(layout.name().into()),
+        ));
     }
     let lines = split_lines(layout, bytes)?;
     let last_line = lines.len() as u64;
@@ -254,7 +274,12 @@ fn split_lines<'b>(layout: &Layout, bytes: &'b [u8]) -> Result<Vec<Line<'b>>, Fo
             return Err(error(number, 0, "file", ParseReason::TooManyLines));
         }
         let Some(length) = bytes[start..].iter().position(|byte| *byte == b'\n') else {
-            return Err(error(number, 0, "line ending", ParseReason::MissingLineEnding));
+            return Err(error(
+                number,
+                0,
+                "line ending",
+                ParseReason::MissingLineEnding,
+            ));
         };
         let mut end = start + length;
         if crlf {
@@ -275,9 +300,16 @@ fn split_lines<'b>(layout: &Layout, bytes: &'b [u8]) -> Result<Vec<Line<'b>>, Fo
 
 /// Which record spec each line must match: header first, then details, then the
 /// trailer and end records last. Too few lines means the file was cut.
-fn plan_records(layout: &Layout, line_count: usize, last_line: u64) -> Result<Vec<&RecordSpec>, FormatParseError> {
+fn plan_records(
+    layout: &Layout,
+    line_count: usize,
+    last_line: u64,
+) -> Result<Vec<&RecordSpec>, FormatParseError> {
     let records = layout.records();
-    let before: Vec<&RecordSpec> = records.iter().take_while(|r| r.role == RecordRole::Header).collect();
+    let before: Vec<&RecordSpec> = records
+        .iter()
+        .take_while(|r| r.role == RecordRole::Header)
+        .collect();
     let after: Vec<&RecordSpec> = records
         .iter()
         .filter(|record| matches!(record.role, RecordRole::Trailer | RecordRole::End))
@@ -291,16 +323,25 @@ fn plan_records(layout: &Layout, line_count: usize, last_line: u64) -> Result<Ve
             Some(_) => "end",
             None => "detail",
         };
-        return Err(error(last_line, 0, "file", ParseReason::MissingRecord(missing)));
+        return Err(error(
+            last_line,
+            0,
+            "file",
+            ParseReason::MissingRecord(missing),
+        ));
     }
     let detail_count = line_count - before.len() - after.len();
     let mut plan = before;
-    plan.extend(std::iter::repeat_n(detail, detail_count));
+    plan.extend(std::iter::repeat(detail).take(detail_count));
     plan.extend(after);
     Ok(plan)
 }
 
-fn parse_record<'l>(layout: &'l Layout, record: &'l RecordSpec, line: &Line<'_>) -> Result<ParsedRecord<'l>, FormatParseError> {
+fn parse_record<'l>(
+    layout: &'l Layout,
+    record: &'l RecordSpec,
+    line: &Line<'_>,
+) -> Result<ParsedRecord<'l>, FormatParseError> {
     let mut fields = Vec::with_capacity(record.fields.len());
     match layout.kind() {
         LayoutKind::Fixed => parse_fixed(layout, record, line, &mut fields)?,
@@ -312,7 +353,12 @@ fn parse_record<'l>(layout: &'l Layout, record: &'l RecordSpec, line: &Line<'_>)
     })
 }
 
-fn parse_fixed<'l>(layout: &Layout, record: &'l RecordSpec, line: &Line<'_>, fields: &mut Vec<ParsedField<'l>>) -> Result<(), FormatParseError> {
+fn parse_fixed<'l>(
+    layout: &Layout,
+    record: &'l RecordSpec,
+    line: &Line<'_>,
+    fields: &mut Vec<ParsedField<'l>>,
+) -> Result<(), FormatParseError> {
     if line.bytes.len() != layout.record_width() {
         let reason = ParseReason::WrongWidth {
             found: line.bytes.len(),
@@ -335,13 +381,23 @@ fn parse_fixed<'l>(layout: &Layout, record: &'l RecordSpec, line: &Line<'_>, fie
     Ok(())
 }
 
-fn parse_delimited<'l>(layout: &Layout, record: &'l RecordSpec, line: &Line<'_>, fields: &mut Vec<ParsedField<'l>>) -> Result<(), FormatParseError> {
+fn parse_delimited<'l>(
+    layout: &Layout,
+    record: &'l RecordSpec,
+    line: &Line<'_>,
+    fields: &mut Vec<ParsedField<'l>>,
+) -> Result<(), FormatParseError> {
     // Decode before splitting: a GBK trail byte may equal the delimiter byte (0x7C).
     let decoded = decode(layout, line.bytes, line, line.offset, 0, &record.fields[0])?;
     let delimiter = char::from(layout.delimiter());
     let body = match layout.trailing_delimiter() {
         true => decoded.strip_suffix(delimiter).ok_or_else(|| {
-            error(line.number, 0, "record", ParseReason::MissingTrailingDelimiter)
+            error(
+                line.number,
+                0,
+                "record",
+                ParseReason::MissingTrailingDelimiter,
+            )
         })?,
         false => decoded.as_str(),
     };
@@ -356,14 +412,26 @@ fn parse_delimited<'l>(layout: &Layout, record: &'l RecordSpec, line: &Line<'_>,
     for (index, (spec, text)) in record.fields.iter().zip(body.split(delimiter)).enumerate() {
         let column = index as u64 + 1;
         if spec.field_type == FieldType::N && spec.width.is_some_and(|width| text.len() != width) {
-            return Err(error(line.number, column, &spec.label, ParseReason::NotDigits(text.into())));
+            return Err(error(
+                line.number,
+                column,
+                &spec.label,
+                ParseReason::NotDigits(text.into()),
+            ));
         }
         accept_field(spec, text.to_string(), line.number, column, fields)?;
     }
     Ok(())
 }
 
-fn decode(layout: &Layout, slice: &[u8], line: &Line<'_>, offset: usize, column: u64, spec: &FieldSpec) -> Result<String, FormatParseError> {
+fn decode(
+    layout: &Layout,
+    slice: &[u8],
+    line: &Line<'_>,
+    offset: usize,
+    column: u64,
+    spec: &FieldSpec,
+) -> Result<String, FormatParseError> {
     layout.encoding().decode_strict(slice).map_err(|malformed| {
         let reason = ParseReason::Malformed {
             encoding: malformed.encoding,
@@ -374,9 +442,20 @@ fn decode(layout: &Layout, slice: &[u8], line: &Line<'_>, offset: usize, column:
 }
 
 /// Checks a literal, or keeps a source field's text; N fields must be digits.
-fn accept_field<'l>(spec: &'l FieldSpec, text: String, line: u64, column: u64, fields: &mut Vec<ParsedField<'l>>) -> Result<(), FormatParseError> {
+fn accept_field<'l>(
+    spec: &'l FieldSpec,
+    text: String,
+    line: u64,
+    column: u64,
+    fields: &mut Vec<ParsedField<'l>>,
+) -> Result<(), FormatParseError> {
     if spec.field_type == FieldType::N && !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(error(line, column, &spec.label, ParseReason::NotDigits(text)));
+        return Err(error(
+            line,
+            column,
+            &spec.label,
+            ParseReason::NotDigits(text),
+        ));
     }
     match &spec.content {
         FieldContent::Literal(expected) if literal_matches(spec, expected, &text) => Ok(()),
@@ -427,8 +506,14 @@ impl ParsedRecord<'_> {
     }
 
     fn required_text(&self, source: Source) -> Result<String, FormatParseError> {
-        self.text(source)
-            .ok_or_else(|| error(self.line, 0, source.name(), ParseReason::EmptyValue(source.name())))
+        self.text(source).ok_or_else(|| {
+            error(
+                self.line,
+                0,
+                source.name(),
+                ParseReason::EmptyValue(source.name()),
+            )
+        })
     }
 
     fn number(&self, source: Source) -> Result<Option<u64>, FormatParseError> {
@@ -449,7 +534,11 @@ impl ParsedRecord<'_> {
             .ok_or_else(|| self.fail(field, ParseReason::BadAmount(field.text.clone())))
     }
 
-    fn date(&self, source: Source, format: DateFormat) -> Result<Option<NaiveDate>, FormatParseError> {
+    fn date(
+        &self,
+        source: Source,
+        format: DateFormat,
+    ) -> Result<Option<NaiveDate>, FormatParseError> {
         let Some(field) = self.field(source) else {
             return Ok(None);
         };
@@ -463,7 +552,9 @@ impl ParsedRecord<'_> {
     }
 
     fn payment_result(&self) -> Result<PaymentResult, FormatParseError> {
-        let status_field = self.field(Source::Status).expect("result layouts carry status");
+        let status_field = self
+            .field(Source::Status)
+            .expect("result layouts carry status");
         let status = match status_field.text.as_str() {
             "S" => ResultStatus::Paid,
             "F" => ResultStatus::Failed,
@@ -522,11 +613,17 @@ impl TabularFile<'_> {
     }
 
     fn batch_text(&self, source: Source) -> Option<String> {
-        self.batch_records.iter().find_map(|record| record.text(source))
+        self.batch_records
+            .iter()
+            .find_map(|record| record.text(source))
     }
 
     fn batch_date(&self, source: Source) -> Result<Option<NaiveDate>, FormatParseError> {
-        match self.batch_records.iter().find(|record| record.field(source).is_some()) {
+        match self
+            .batch_records
+            .iter()
+            .find(|record| record.field(source).is_some())
+        {
             Some(record) => record.date(source, self.date_format),
             None => Ok(None),
         }
@@ -549,7 +646,9 @@ fn parse_money(text: &str, unit: AmountUnit) -> Option<Fen> {
             if fraction.len() != 2 || whole.len() > 16 {
                 return None;
             }
-            parse_digits(whole)?.checked_mul(100)?.checked_add(parse_digits(fraction)?)?
+            parse_digits(whole)?
+                .checked_mul(100)?
+                .checked_add(parse_digits(fraction)?)?
         }
     };
     i64::try_from(fen).ok().map(Fen::new)

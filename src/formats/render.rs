@@ -44,7 +44,9 @@ pub enum FormatError {
         length: usize,
         width: usize,
     },
-    #[error("{owner}: {field} contains the character {character:?}, which this format cannot carry")]
+    #[error(
+        "{owner}: {field} contains the character {character:?}, which this format cannot carry"
+    )]
     ForbiddenCharacter {
         owner: String,
         field: String,
@@ -84,7 +86,10 @@ pub(crate) enum Value<'a> {
 }
 
 /// Renders one batch as a payment file in `layout`.
-pub fn render_payment_file(layout: &Layout, batch: &PaymentBatch) -> Result<RenderedFile, FormatError> {
+pub fn render_payment_file(
+    layout: &Layout,
+    batch: &PaymentBatch,
+) -> Result<RenderedFile, FormatError> {
     if layout.purpose() != Purpose::Payment {
         return Err(FormatError::NotAPaymentLayout {
             layout: layout.name().to_string(),
@@ -133,7 +138,11 @@ pub(crate) fn household(payment: &PaymentInstruction) -> String {
     format!("household {}", payment.household_id)
 }
 
-fn render_tabular(layout: &Layout, batch: &PaymentBatch, total: Fen) -> Result<Vec<u8>, FormatError> {
+fn render_tabular(
+    layout: &Layout,
+    batch: &PaymentBatch,
+    total: Fen,
+) -> Result<Vec<u8>, FormatError> {
     let count = batch.payments.len() as u64;
     let line_bytes = layout.record_width().max(160) + 2;
     let mut writer = RecordWriter::new(layout, line_bytes * (batch.payments.len() + 3));
@@ -228,12 +237,18 @@ impl<'l> RecordWriter<'l> {
         if delimited && self.layout.trailing_delimiter() {
             self.out.push(self.layout.delimiter());
         }
-        self.out.extend_from_slice(self.layout.line_ending().bytes());
+        self.out
+            .extend_from_slice(self.layout.line_ending().bytes());
         Ok(())
     }
 
     /// Formats and encodes the value into `self.encoded`.
-    fn encode_field(&mut self, field: &FieldSpec, value: Value<'_>, owner: &dyn Fn() -> String) -> Result<(), FormatError> {
+    fn encode_field(
+        &mut self,
+        field: &FieldSpec,
+        value: Value<'_>,
+        owner: &dyn Fn() -> String,
+    ) -> Result<(), FormatError> {
         self.text.clear();
         let text: &str = match value {
             Value::Text(text) => text,
@@ -270,7 +285,11 @@ impl<'l> RecordWriter<'l> {
     }
 
     /// Pads (fixed) or bounds (delimited) the encoded value and appends it.
-    fn place_field(&mut self, field: &FieldSpec, owner: &dyn Fn() -> String) -> Result<(), FormatError> {
+    fn place_field(
+        &mut self,
+        field: &FieldSpec,
+        owner: &dyn Fn() -> String,
+    ) -> Result<(), FormatError> {
         let length = self.encoded.len();
         if field.field_type == FieldType::N && !self.encoded.iter().all(u8::is_ascii_digit) {
             return Err(FormatError::NotDigits {
@@ -310,7 +329,12 @@ impl<'l> RecordWriter<'l> {
 }
 
 /// Control characters would break any record; the delimiter would shift a delimited one.
-fn check_characters(layout: &Layout, field: &FieldSpec, text: &str, owner: &dyn Fn() -> String) -> Result<(), FormatError> {
+fn check_characters(
+    layout: &Layout,
+    field: &FieldSpec,
+    text: &str,
+    owner: &dyn Fn() -> String,
+) -> Result<(), FormatError> {
     let delimiter = char::from(layout.delimiter());
     let delimited = layout.kind() == LayoutKind::Delimited;
     let forbidden = text

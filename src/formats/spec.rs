@@ -685,8 +685,16 @@ impl Layout {
         }
         if self.kind == LayoutKind::Fixed {
             match (raw.start, raw.width) {
-                (None, _) => return Err(LayoutError::Missing { key: format!("{key}.start") }),
-                (_, None) => return Err(LayoutError::Missing { key: format!("{key}.width") }),
+                (None, _) => {
+                    return Err(LayoutError::Missing {
+                        key: format!("{key}.start"),
+                    })
+                }
+                (_, None) => {
+                    return Err(LayoutError::Missing {
+                        key: format!("{key}.width"),
+                    })
+                }
                 (Some(0), _) => return Err(invalid(".start", "positions are 1-based")),
                 (_, Some(0)) => return Err(invalid(".width", "must be at least 1 byte")),
                 _ => {}
@@ -694,8 +702,14 @@ impl Layout {
         } else if raw.start.is_some() {
             return Err(invalid(".start", "only fixed layouts have positions"));
         }
-        if field.field_type == FieldType::N && field.is_money() && field.amount_unit == AmountUnit::Yuan {
-            return Err(invalid(".unit", "an N field holds digits only: money in it must be in fen"));
+        if field.field_type == FieldType::N
+            && field.is_money()
+            && field.amount_unit == AmountUnit::Yuan
+        {
+            return Err(invalid(
+                ".unit",
+                "an N field holds digits only: money in it must be in fen",
+            ));
         }
         if let (FieldType::N, FieldContent::Literal(text)) = (field.field_type, &field.content) {
             if !text.bytes().all(|byte| byte.is_ascii_digit()) {

@@ -133,7 +133,11 @@ impl XmlWriter<'_> {
         self.text("MsgId", TextType::Max35, &batch.batch_id)?;
         let created = batch.created_at.format("%Y-%m-%dT%H:%M:%S").to_string();
         self.text("CreDtTm", TextType::Max35, &created)?;
-        self.text("NbOfTxs", TextType::Max35, &batch.payments.len().to_string())?;
+        self.text(
+            "NbOfTxs",
+            TextType::Max35,
+            &batch.payments.len().to_string(),
+        )?;
         self.amount("CtrlSum", "", total)?;
         self.raw("<InitgPty>\n");
         self.text("Nm", TextType::Max140, &batch.payer_name)?;
@@ -141,14 +145,26 @@ impl XmlWriter<'_> {
         Ok(())
     }
 
-    fn payment_information_open(&mut self, batch: &PaymentBatch, total: Fen) -> Result<(), FormatError> {
+    fn payment_information_open(
+        &mut self,
+        batch: &PaymentBatch,
+        total: Fen,
+    ) -> Result<(), FormatError> {
         self.raw("<PmtInf>\n");
         self.text("PmtInfId", TextType::Max35, &batch.batch_id)?;
         self.raw("<PmtMtd>TRF</PmtMtd>\n");
-        self.text("NbOfTxs", TextType::Max35, &batch.payments.len().to_string())?;
+        self.text(
+            "NbOfTxs",
+            TextType::Max35,
+            &batch.payments.len().to_string(),
+        )?;
         self.amount("CtrlSum", "", total)?;
         self.raw("<ReqdExctnDt>\n");
-        self.text("Dt", TextType::Max35, &batch.pay_date.format("%Y-%m-%d").to_string())?;
+        self.text(
+            "Dt",
+            TextType::Max35,
+            &batch.pay_date.format("%Y-%m-%d").to_string(),
+        )?;
         self.raw("</ReqdExctnDt>\n<Dbtr>\n");
         self.text("Nm", TextType::Max140, &batch.payer_name)?;
         self.raw("</Dbtr>\n<DbtrAcct>\n<Id>\n<Othr>\n");
