@@ -63,6 +63,8 @@ pub enum ParseReason {
     BadStatus(String),
     #[error("{0} must not be empty")]
     EmptyValue(&'static str),
+    #[error("end_to_end_id {0} appears twice")]
+    DuplicateEndToEndId(String),
     #[error("the file says {stated}, its details give {computed}")]
     ControlMismatch { stated: String, computed: String },
 }
@@ -143,6 +145,7 @@ pub fn parse_payment_file(
             memo: record.text(Source::Memo),
         });
     }
+    check_sequence_and_identity(&payments)?;
     let total = sum(
         payments.iter().map(|payment| payment.amount),
         file.last_line,
@@ -195,6 +198,27 @@ pub fn parse_result_file(layout: &Layout, bytes: &[u8]) -> Result<ResultFile, Fo
         original_batch_id: batch_id,
         results,
     })
+}
+
+/// Our own files number details 1, 2, 3… and never repeat an `end_to_end_id`; a file
+/// that does either was not rendered from one batch and must not be signed.
+fn check_sequence_and_identity(payments: &[ParsedPayment]) -> Result<(), FormatParseError> {
+    let mut seen = std::collections::HashSet::with_capacity(payments.len());
+    for (index, payment) in payments.iter().enumerate() {
+        let expected = index as u64 + 1;
+        if payment.seq.is_some_and(|seq| seq != expected) {
+            let reason = ParseReason::ControlMismatch {
+                stated: payment.seq.unwrap_or(0).to_string(),
+                computed: expected.to_string(),
+            };
+            return Err(error(payment.line, 0, "seq", reason));
+        }
+        if !seen.insert(payment.end_to_end_id.as_str()) {
+            let reason = ParseReason::DuplicateEndToEndId(payment.end_to_end_id.clone());
+            return Err(error(payment.line, 0, "end_to_end_id", reason));
+        }
+    }
+    Ok(())
 }
 
 fn sum(amounts: impl Iterator<Item = Fen>, line: u64) -> Result<Fen, FormatParseError> {
@@ -411,13 +435,13 @@ fn parse_delimited<'l>(
     }
     for (index, (spec, text)) in record.fields.iter().zip(body.split(delimiter)).enumerate() {
         let column = index as u64 + 1;
-        if spec.field_type == FieldType::N && spec.width.is_some_and(|width| text.len() != width) {
-            return Err(error(
-                line.number,
-                column,
-                &spec.label,
-                ParseReason::NotDigits(text.into()),
-            ));
+        let wrong_width = spec.width.filter(|width| text.len() != *width);
+        if let (FieldType::N, Some(expected)) = (spec.field_type, wrong_width) {
+            let reason = ParseReason::WrongWidth {
+                found: text.len(),
+                expected,
+            };
+            return Err(error(line.number, column, &spec.label, reason));
         }
         accept_field(spec, text.to_string(), line.number, column, fields)?;
     }

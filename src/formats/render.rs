@@ -253,7 +253,7 @@ impl<'l> RecordWriter<'l> {
         let text: &str = match value {
             Value::Text(text) => text,
             Value::Number(number) => {
-                write_display(&mut self.text, number);
+                push_u64(&mut self.text, number);
                 &self.text
             }
             Value::Money(amount) => {
@@ -335,8 +335,17 @@ fn check_characters(
     text: &str,
     owner: &dyn Fn() -> String,
 ) -> Result<(), FormatError> {
-    let delimiter = char::from(layout.delimiter());
+    let delimiter = layout.delimiter();
     let delimited = layout.kind() == LayoutKind::Delimited;
+    // Fast path: no control byte, no delimiter byte, and no C1 control (which UTF-8
+    // encodes as 0xC2 0x80..=0x9F, so a text without 0xC2 has none).
+    let suspicious = |byte: &u8| {
+        *byte < 0x20 || *byte == 0x7F || *byte == 0xC2 || (delimited && *byte == delimiter)
+    };
+    if !text.as_bytes().iter().any(suspicious) {
+        return Ok(());
+    }
+    let delimiter = char::from(delimiter);
     let forbidden = text
         .chars()
         .find(|character| character.is_control() || (delimited && *character == delimiter));
@@ -355,10 +364,36 @@ fn write_display(text: &mut String, value: impl std::fmt::Display) {
     write!(text, "{value}").expect("write to String");
 }
 
+/// Decimal digits of `value`, without the formatting machinery: this runs several
+/// times per payment, a million payments per file.
+pub(crate) fn push_u64(text: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut position = digits.len();
+    loop {
+        position -= 1;
+        digits[position] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    text.extend(digits[position..].iter().map(|digit| char::from(*digit)));
+}
+
+/// Money as `Fen`'s `Display` writes it (yuan, two decimals) or as integer fen.
 pub(crate) fn write_money(text: &mut String, amount: Fen, unit: AmountUnit) {
+    if amount < Fen::ZERO {
+        text.push('-');
+    }
+    let magnitude = amount.as_i64().unsigned_abs();
     match unit {
-        AmountUnit::Yuan => write_display(text, amount),
-        AmountUnit::Fen => write_display(text, amount.as_i64()),
+        AmountUnit::Fen => push_u64(text, magnitude),
+        AmountUnit::Yuan => {
+            push_u64(text, magnitude / 100);
+            text.push('.');
+            text.push(char::from(b'0' + (magnitude % 100 / 10) as u8));
+            text.push(char::from(b'0' + (magnitude % 10) as u8));
+        }
     }
 }
 
@@ -368,4 +403,22 @@ pub(crate) fn write_date(text: &mut String, date: NaiveDate, format: DateFormat)
         DateFormat::Iso => "%Y-%m-%d",
     };
     write_display(text, date.format(pattern));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_money_matches_display() {
+        let amounts = (-1_005..=1_005).chain([i64::MAX, i64::MIN + 1, 10_000_000_000]);
+        for fen in amounts {
+            let mut yuan = String::new();
+            write_money(&mut yuan, Fen::new(fen), AmountUnit::Yuan);
+            assert_eq!(yuan, Fen::new(fen).to_string());
+            let mut digits = String::new();
+            write_money(&mut digits, Fen::new(fen), AmountUnit::Fen);
+            assert_eq!(digits, fen.to_string());
+        }
+    }
 }

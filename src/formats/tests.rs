@@ -649,6 +649,25 @@ fn parse_errors_carry_line_column_and_offset() {
     assert_eq!(error.reason, parse::ParseReason::BareLineFeed);
 }
 
+#[test]
+fn repeated_identities_and_broken_sequences_are_refused() {
+    let layout = layout("bank-pipe-gbk");
+    let mut batch = sample_batch();
+    batch.payments[2].end_to_end_id = batch.payments[0].end_to_end_id.clone();
+    let bytes = render_payment_file(&layout, &batch).unwrap().bytes;
+    let error = parse_payment_file(&layout, &bytes).unwrap_err();
+    assert_eq!(
+        (error.line, error.field.as_str()),
+        (4, "end_to_end_id"),
+        "{error}"
+    );
+    let mut batch = sample_batch();
+    batch.payments[3].seq = 9;
+    let bytes = render_payment_file(&layout, &batch).unwrap().bytes;
+    let error = parse_payment_file(&layout, &bytes).unwrap_err();
+    assert_eq!((error.line, error.field.as_str()), (5, "seq"), "{error}");
+}
+
 fn gb18030_as_utf8() -> Layout {
     let text = include_str!("../../bank-formats/bank-pipe-gbk.toml")
         .replace("encoding = \"gbk\"", "encoding = \"utf-8\"");
@@ -696,7 +715,8 @@ proptest! {
             .enumerate()
             .map(|(index, (name, fen, id))| {
                 let mut p = payment(index as u32 + 1, &format!("H{index}"), name, *fen, "102100000012");
-                p.end_to_end_id = id.clone();
+                // Unique, as CONTRACTS §3.1 guarantees: the parser refuses repeats.
+                p.end_to_end_id = format!("{id:.15}{index:04}");
                 p
             })
             .collect();
@@ -709,6 +729,14 @@ proptest! {
             let ids: Vec<_> = parsed.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
             let expected: Vec<_> = batch.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
             prop_assert_eq!(ids, expected);
+            let mut again = batch.clone();
+            for (payment, read) in again.payments.iter_mut().zip(&parsed.payments) {
+                payment.account_name = read.account_name.clone().unwrap_or_default();
+                payment.account_number = read.account_number.clone().unwrap_or_default();
+                payment.end_to_end_id = read.end_to_end_id.clone();
+                payment.amount = read.amount;
+            }
+            prop_assert_eq!(render_payment_file(&layout, &again).unwrap().bytes, rendered.bytes);
         }
     }
 }

@@ -8,7 +8,8 @@
 
 use crate::domain::money::Fen;
 use crate::domain::payment::{PaymentBatch, PaymentInstruction};
-use crate::formats::render::{household, FormatError};
+use crate::formats::render::{household, write_money, FormatError};
+use crate::formats::spec::AmountUnit;
 
 const NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09";
 
@@ -97,12 +98,20 @@ impl XmlWriter<'_> {
         if value.is_empty() {
             return Err(facet("must not be empty"));
         }
-        if value.chars().count() > text_type.max_chars() {
+        // Schema lengths count characters; an ASCII text's length is its byte count.
+        let (length, has_control) = match value.is_ascii() {
+            true => (
+                value.len(),
+                value.bytes().any(|byte| byte < 0x20 || byte == 0x7F),
+            ),
+            false => (value.chars().count(), value.chars().any(char::is_control)),
+        };
+        if length > text_type.max_chars() {
             return Err(facet("longer than the schema allows"));
         }
         // XML 1.0 forbids most control characters outright; tab/CR/LF would be
         // normalised by readers, changing the value, so none is allowed.
-        if value.chars().any(char::is_control) {
+        if has_control {
             return Err(facet("contains a control character"));
         }
         Ok(())
@@ -121,7 +130,7 @@ impl XmlWriter<'_> {
         self.out.push_str(tag);
         self.out.push_str(attributes);
         self.out.push('>');
-        self.out.push_str(&amount.to_string());
+        write_money(&mut self.out, amount, AmountUnit::Yuan);
         self.out.push_str("</");
         self.out.push_str(tag);
         self.out.push_str(">\n");
