@@ -192,6 +192,20 @@ async fn lines(context: &Context, run_id: &str, format: &str) -> anyhow::Result<
     }
     let store = context.store().await?;
     approve::load_run(store, run_id).await?;
+    match write_lines(store, run_id).await {
+        // A reader that stops early (`| head`) is not an error of ours.
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+async fn write_lines(store: &crate::store::Store, run_id: &str) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     writeln!(out, "{LINES_CSV_HEADER}")?;

@@ -176,7 +176,7 @@ pub fn parse_result_file(layout: &Layout, bytes: &[u8]) -> Result<ResultFile, Fo
     let amounts = |wanted: Option<ResultStatus>| {
         results
             .iter()
-            .filter(move |result| wanted.map_or(true, |status| result.status == status))
+            .filter(move |result| wanted.is_none_or(|status| result.status == status))
             .map(|result| result.amount.unwrap_or(Fen::ZERO))
     };
     let ok_count = amounts(Some(ResultStatus::Paid)).count() as u64;
@@ -356,7 +356,7 @@ fn plan_records(
     }
     let detail_count = line_count - before.len() - after.len();
     let mut plan = before;
-    plan.extend(std::iter::repeat(detail).take(detail_count));
+    plan.extend(std::iter::repeat_n(detail, detail_count));
     plan.extend(after);
     Ok(plan)
 }

@@ -574,12 +574,17 @@ impl Store {
             "region" => "region_code",
             "area" => "area",
             "bank" => "SUBSTR(bank_code, 1, 3)",
-            "all" => "'all'",
+            "all" => "'all'", // PostgreSQL refuses a constant in GROUP BY: see below
             other => panic!("unknown grouping {other}"),
+        };
+        let grouped = if grouping == "all" {
+            String::new()
+        } else {
+            format!("{group}, ")
         };
         let sql = format!(
             "SELECT {group} AS grp, status, COUNT(*) AS n, {}, {}, {}, {}, {}, {} \
-             FROM run_line WHERE run_id = $1 GROUP BY {group}, status ORDER BY 1, 2",
+             FROM run_line WHERE run_id = $1 GROUP BY {grouped}status ORDER BY 1, 2",
             sum_as("base_fen", "base"),
             sum_as("supplements_fen", "supp"),
             sum_as("arrears_fen", "arr"),

@@ -3,4 +3,5 @@
 
 mod cli;
 mod imports;
+mod runs;
 mod support;
