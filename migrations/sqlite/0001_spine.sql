@@ -38,9 +38,6 @@ CREATE TABLE household_version (
     import_id BIGINT NOT NULL REFERENCES import_file (import_id),
     PRIMARY KEY (household_id, approved_from)
 );
-CREATE INDEX household_version_region ON household_version (region_code);
-CREATE INDEX household_version_account ON household_version (account_number);
-CREATE INDEX household_version_head_id ON household_version (head_id_number);
 
 CREATE TABLE decision (
     decision_id TEXT PRIMARY KEY,
