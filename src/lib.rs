@@ -10,6 +10,7 @@ pub mod engine;
 pub mod formats;
 pub mod imports;
 pub mod policy;
+pub mod reconcile;
 pub mod run;
 pub mod sign;
 pub mod store;
