@@ -123,7 +123,11 @@ impl RosterGenerator {
             ""
         };
         // Reviews mostly recent, a few overdue (P3), as in a well-run district.
-        let review_month = if self.rng.gen_ratio(1, 20) { 1 } else { self.rng.gen_range(9..=11) };
+        let review_month = if self.rng.gen_ratio(1, 20) {
+            1
+        } else {
+            self.rng.gen_range(9..=11)
+        };
         writeln!(
             out,
             "{household_id},{region_code},{area},{head_name},{head_id_number},{members},{elderly},{minors},{disabled},{ill},{review_class},2026-{review_month:02}-15,{}.{:02},{employment},{approved_from},沈民低保〔2026〕{index}号,民政局审批科,{bank_code},{account_number},{head_name}",

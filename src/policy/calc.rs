@@ -89,6 +89,8 @@ impl ArrearsSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PriorLine {
     pub month: Month,
+    /// The line's payment id: named when its month is re-issued (`reissue:ID` flag).
+    pub end_to_end_id: String,
     pub status: LineStatus,
     pub recovery: Fen,
     pub arrears_sources: Vec<ArrearsSource>,
@@ -320,6 +322,7 @@ fn paid_line(
 ) -> LineComputation {
     let this_month = gross(policy, version, input.decisions, input.month);
     let (arrears, arrears_sources) = arrears(policy, input);
+    flags.extend(reissue_flags(input, &arrears_sources));
     let before_recovery = this_month.net().plus(arrears);
     let recovery = recovery(policy, input, before_recovery);
     let payable = before_recovery.minus(recovery);
@@ -409,6 +412,27 @@ fn arrears(policy: &Policy, input: &HouseholdMonth<'_>) -> (Fen, Vec<ArrearsSour
         );
     }
     (total, sources)
+}
+
+/// A month paid again because its payment failed or came back names the original
+/// payment (`reissue:ID`), so the new payment is linked to the one it replaces.
+fn reissue_flags(input: &HouseholdMonth<'_>, sources: &[ArrearsSource]) -> Vec<String> {
+    sources
+        .iter()
+        .filter_map(|source| match source {
+            ArrearsSource::Month(month) => Some(*month),
+            ArrearsSource::Decision(_) => None,
+        })
+        .flat_map(|month| {
+            input
+                .history
+                .iter()
+                .filter(move |line| {
+                    line.month == month && line.status == LineStatus::Pay && !line.instructed_ok
+                })
+                .map(|line| format!("reissue:{}", line.end_to_end_id))
+        })
+        .collect()
 }
 
 /// Back pay of a `resume`: its amount, or the net of each of the `months` before it.

@@ -75,6 +75,7 @@ fn with_months(mut d: Decision, months: u32) -> Decision {
 fn paid(month_text: &str, recovery: &str, sources: &[ArrearsSource]) -> PriorLine {
     PriorLine {
         month: month(month_text),
+        end_to_end_id: format!("DB000001-{month_text}"),
         status: LineStatus::Pay,
         recovery: yuan(recovery),
         arrears_sources: sources.to_vec(),
@@ -231,6 +232,7 @@ fn policy_table() {
         Case { rule: "P9: resume with back pay of the 2 suspended months", decisions: vec![decision("S", Suspend, "2026-09"), with_months(decision("R", Resume, "2026-11"), 2)], expect: Some((Pay, "1000.00", "0.00", "2000.00", "0.00", "0.00", "3000.00")), ..Case::default() },
         Case { rule: "P9: resume with a back-pay amount", decisions: vec![decision("S", Suspend, "2026-09"), with_amount(decision("R", Resume, "2026-11"), "1500.00")], policy: { let mut p = policy(); p.recovery_cap_share = Decimal::ZERO; p }, expect: Some((Pay, "1000.00", "0.00", "1500.00", "0.00", "0.00", "2500.00")), ..Case::default() },
         Case { rule: "P9: months a run left out (late import) are paid as arrears", versions: vec![household("2026-09", "1000.00")], run_months: vec![month("2026-08"), month("2026-09"), month("2026-10")], expect: Some((Pay, "1000.00", "0.00", "2000.00", "0.00", "0.00", "3000.00")), ..Case::default() },
+        Case { rule: "P9 + #5: a month whose payment failed is re-issued, naming the original", run_months: vec![month("2026-10")], history: vec![PriorLine { instructed_ok: false, ..paid("2026-10", "0.00", &[]) }], expect: Some((Pay, "1000.00", "0.00", "1000.00", "0.00", "0.00", "2000.00")), expect_flag: Some("reissue:DB000001-2026-10"), ..Case::default() },
         Case { rule: "P9: a held month is paid as arrears once released", run_months: vec![month("2026-10")], history: vec![PriorLine { status: LineStatus::Hold, ..paid("2026-10", "0.00", &[]) }], expect: Some((Pay, "1000.00", "0.00", "1000.00", "0.00", "0.00", "2000.00")), ..Case::default() },
         Case { rule: "P9: a month already paid is not arrears", run_months: vec![month("2026-10")], history: vec![paid("2026-10", "0.00", &[])], expect: Some((Pay, "1000.00", "0.00", "0.00", "0.00", "0.00", "1000.00")), ..Case::default() },
         Case { rule: "P10: recovery capped at 30% of the month's payable", decisions: vec![with_amount(decision("C", Recover, "2026-10"), "1200.00")], expect: Some((Pay, "1000.00", "0.00", "0.00", "0.00", "300.00", "700.00")), ..Case::default() },
@@ -327,6 +329,7 @@ proptest! {
             prop_assert!(recovered <= Fen::new(owed.max(1)), "recovered {} of {}", recovered, owed);
             history.push(PriorLine {
                 month: this_month,
+                end_to_end_id: String::new(),
                 status: line.status,
                 recovery: line.recovery,
                 arrears_sources: line.arrears_sources.clone(),

@@ -32,6 +32,10 @@ pub enum ExceptionKind {
     ClearingMismatch,
     /// funded − refunded − paid ≠ 0: treasury money no household received (FAILURES #26).
     TreasuryDifference,
+    /// A result names a payment of another batch than the file answers.
+    WrongBatch,
+    /// A result file's count or total differs from the batch it answers.
+    ResultFileMismatch,
 }
 
 impl ExceptionKind {
@@ -49,7 +53,32 @@ impl ExceptionKind {
             ExceptionKind::RefundMismatch => "refund_mismatch",
             ExceptionKind::ClearingMismatch => "clearing_mismatch",
             ExceptionKind::TreasuryDifference => "treasury_difference",
+            ExceptionKind::WrongBatch => "wrong_batch",
+            ExceptionKind::ResultFileMismatch => "result_file_mismatch",
         }
+    }
+
+    pub const ALL: [ExceptionKind; 14] = [
+        ExceptionKind::UnknownPayment,
+        ExceptionKind::DuplicateResult,
+        ExceptionKind::ConflictingResult,
+        ExceptionKind::AmountMismatch,
+        ExceptionKind::DuplicateFile,
+        ExceptionKind::LateReturn,
+        ExceptionKind::FailureNeedsReview,
+        ExceptionKind::UnmatchedVoucher,
+        ExceptionKind::FundingMismatch,
+        ExceptionKind::RefundMismatch,
+        ExceptionKind::ClearingMismatch,
+        ExceptionKind::TreasuryDifference,
+        ExceptionKind::WrongBatch,
+        ExceptionKind::ResultFileMismatch,
+    ];
+
+    pub fn parse(text: &str) -> Option<ExceptionKind> {
+        ExceptionKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 

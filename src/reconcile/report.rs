@@ -57,9 +57,8 @@ impl BatchFacts {
         for &(state, amount) in payments {
             facts.count_payment(state.summary_bucket(), amount);
         }
-        let ours = vouchers
-            .iter()
-            .filter(|v| v.batch_id == batch_id && v.bank_code.as_str() == bank_code);
+        // A batch id is unique forever, so it alone matches a voucher to its batch.
+        let ours = vouchers.iter().filter(|v| v.batch_id == batch_id);
         for voucher in ours {
             facts.count_voucher(voucher.voucher_type, voucher.amount);
         }

@@ -61,6 +61,19 @@ impl PaymentState {
         }
     }
 
+    pub fn parse(text: &str) -> Option<PaymentState> {
+        [
+            PaymentState::Instructed,
+            PaymentState::Pending,
+            PaymentState::Paid,
+            PaymentState::Failed,
+            PaymentState::Returned,
+            PaymentState::Disputed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
     /// Progress, for "never goes backwards": a change always raises it. `Paid` and
     /// `Failed` share a rank because neither may follow the other.
     pub fn rank(self) -> u8 {
@@ -102,6 +115,16 @@ impl ResultsSeen {
             ResultStatus::Failed => 4,
             ResultStatus::Returned => 8,
         }
+    }
+
+    /// The set as stored in `payment.results_seen`.
+    pub fn bits(self) -> i64 {
+        i64::from(self.0)
+    }
+
+    /// A stored set; bits beyond the four statuses are ignored.
+    pub fn from_bits(bits: i64) -> ResultsSeen {
+        ResultsSeen((bits & 0x0f) as u8)
     }
 
     pub fn contains(self, status: ResultStatus) -> bool {

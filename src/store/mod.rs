@@ -10,10 +10,12 @@
 
 mod audit_log;
 mod imports;
+mod results;
 mod runs;
 pub mod values;
 
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
+pub use results::{BatchRecord, HouseholdHold, PaymentRecord, ResultLine, StoredException};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -305,8 +305,12 @@ impl StoreTx {
         first: &str,
         last: &str,
     ) -> StoreResult<Vec<(String, PriorLine)>> {
-        let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources \
+        // A payment the bank failed or returned did not happen: its recovery and arrears
+        // are computed again and its month is paid again (issue #5).
+        let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources, l.end_to_end_id, \
+                   CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS instructed_ok \
                    FROM run_line l JOIN run r ON r.run_id = l.run_id \
+                   LEFT JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
                    WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month < $2 \
                    AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
         let lines = with_tx!(self, conn, Db => {
@@ -315,10 +319,11 @@ impl StoreTx {
                     let status = row.text("status")?;
                     Ok((row.text("household_id")?, PriorLine {
                         month: month_of(&row.text("month")?)?,
+                        end_to_end_id: row.text("end_to_end_id")?,
                         status: LineStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
                         recovery: Fen::new(row.int("recovery_fen")?),
                         arrears_sources: ArrearsSource::split(&row.text("arrears_sources")?),
-                        instructed_ok: true,
+                        instructed_ok: row.int("instructed_ok")? == 1,
                     }))
                 }).collect::<StoreResult<Vec<_>>>()?
         });

@@ -66,19 +66,41 @@ fn missing_file_is_exit_2_and_unknown_database_url_is_refused() {
 #[test]
 fn non_durable_databases_are_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let output = disburse_command(dir.path()).args(["--db", "sqlite::memory:", "audit", "verify"]).output().unwrap();
+    let output = disburse_command(dir.path())
+        .args(["--db", "sqlite::memory:", "audit", "verify"])
+        .output()
+        .unwrap();
     assert_exit(&output, 2);
-    assert!(stderr(&output).contains("not durable") && stderr(&output).contains("journal_mode is memory"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not durable")
+            && stderr(&output).contains("journal_mode is memory"),
+        "{}",
+        stderr(&output)
+    );
 
     let db = TestDb::postgres();
     let name = db.url.rsplit('/').next().unwrap().to_string();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
-        sqlx::query(&format!("ALTER DATABASE {name} SET synchronous_commit = off")).execute(&mut admin).await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "ALTER DATABASE {name} SET synchronous_commit = off"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     });
     let output = db.run(&["audit", "verify"]);
     assert_exit(&output, 2);
-    assert!(stderr(&output).contains("synchronous_commit is off"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("synchronous_commit is off"),
+        "{}",
+        stderr(&output)
+    );
 }

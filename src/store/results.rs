@@ -1,0 +1,356 @@
+//! Bank results, exceptions, holds and the batches they answer, in the store: what
+//! `engine::ingest` and `engine::reconcile` read and write.
+
+use crate::domain::household::{TreasuryVoucher, VoucherType};
+use crate::domain::ids::BankCode;
+use crate::domain::money::Fen;
+use crate::domain::month::parse_date;
+use crate::store::runs::PlainRow;
+use crate::store::{
+    with_pool, with_tx, Store, StoreError, StoreResult, StoreTx, INSERT_BATCH_ROWS,
+};
+use sqlx::QueryBuilder;
+use std::collections::HashMap;
+
+/// An exported batch (bank file).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BatchRecord {
+    pub batch_id: String,
+    pub run_id: String,
+    pub layout: String,
+    pub bank_prefix: String,
+    pub file_name: String,
+    pub record_count: i64,
+    pub total_fen: i64,
+    pub sha256: String,
+}
+
+/// An instructed payment and where its results stand.
+#[derive(Clone, Debug)]
+pub struct PaymentRecord {
+    pub end_to_end_id: String,
+    pub run_id: String,
+    pub batch_id: String,
+    pub household_id: String,
+    pub amount: Fen,
+    pub status: String,
+    pub results_seen: i64,
+    pub account_number: String,
+}
+
+/// One result line as received, and what it did (`applied`, `unchanged`, `exception`).
+#[derive(Clone, Debug)]
+pub struct ResultLine {
+    pub line: i64,
+    pub end_to_end_id: String,
+    pub status: String,
+    pub amount: Option<Fen>,
+    pub reason_code: Option<String>,
+    pub reason_text: Option<String>,
+    pub bank_serial: Option<String>,
+    pub outcome: &'static str,
+}
+
+/// An exception row as stored.
+#[derive(Clone, Debug)]
+pub struct StoredException {
+    pub run_id: Option<String>,
+    pub kind: String,
+    pub batch_id: String,
+    pub end_to_end_id: String,
+    pub voucher_no: String,
+    pub amount: Option<Fen>,
+    pub detail: String,
+    pub source: String,
+}
+
+/// A household held after a failed payment (account problem, or reported deceased).
+#[derive(Clone, Debug)]
+pub struct HouseholdHold {
+    pub household_id: String,
+    pub end_to_end_id: String,
+    pub reason_code: String,
+    pub account_number: String,
+}
+
+fn batch_from_row(row: &impl PlainRow) -> StoreResult<BatchRecord> {
+    Ok(BatchRecord {
+        batch_id: row.text("batch_id")?,
+        run_id: row.text("run_id")?,
+        layout: row.text("layout")?,
+        bank_prefix: row.text("bank_prefix")?,
+        file_name: row.text("file_name")?,
+        record_count: row.int("record_count")?,
+        total_fen: row.int("total_fen")?,
+        sha256: row.text("sha256")?,
+    })
+}
+
+fn voucher_from_row(row: &impl PlainRow) -> StoreResult<TreasuryVoucher> {
+    let voucher_no = row.text("voucher_no")?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("voucher {voucher_no}: {what}"));
+    Ok(TreasuryVoucher {
+        voucher_type: VoucherType::parse(&row.text("voucher_type")?)
+            .ok_or_else(|| corrupt("type"))?,
+        original_voucher_no: row.opt_text("original_voucher_no")?,
+        batch_id: row.text("batch_id")?,
+        bank_code: BankCode::parse(&row.text("bank_code")?).map_err(|_| corrupt("bank_code"))?,
+        amount: Fen::new(row.int("amount_fen")?),
+        date: parse_date(&row.text("voucher_date")?).map_err(|_| corrupt("date"))?,
+        voucher_no: voucher_no.clone(),
+    })
+}
+
+impl Store {
+    /// (file name, ingested at) of a result file ingested before, by SHA-256.
+    pub async fn result_file_by_sha(&self, sha256: &str) -> StoreResult<Option<(String, String)>> {
+        self.result_file_where("sha256 = $1", sha256, None).await
+    }
+
+    /// The same, by the bank's own file id within a format.
+    pub async fn result_file_by_bank_id(
+        &self,
+        format: &str,
+        bank_file_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        self.result_file_where(
+            "bank_file_id = $1 AND format = $2",
+            bank_file_id,
+            Some(format),
+        )
+        .await
+    }
+
+    async fn result_file_where(
+        &self,
+        condition: &str,
+        first: &str,
+        second: Option<&str>,
+    ) -> StoreResult<Option<(String, String)>> {
+        let sql = format!("SELECT file_name, ingested_at FROM result_file WHERE {condition}");
+        let found = with_pool!(self, pool, Db => {
+            let mut query = sqlx::query(&sql).bind(first);
+            if let Some(second) = second {
+                query = query.bind(second);
+            }
+            query.fetch_optional(pool).await?.map(|row| Ok::<_, StoreError>((row.text("file_name")?, row.text("ingested_at")?))).transpose()?
+        });
+        Ok(found)
+    }
+
+    pub async fn batch_record(&self, batch_id: &str) -> StoreResult<Option<BatchRecord>> {
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query("SELECT * FROM batch WHERE batch_id = $1").bind(batch_id).fetch_optional(pool).await?
+                .as_ref().map(batch_from_row).transpose()?
+        });
+        Ok(found)
+    }
+
+    pub async fn batches_of_run(&self, run_id: &str) -> StoreResult<Vec<BatchRecord>> {
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query("SELECT * FROM batch WHERE run_id = $1 ORDER BY batch_seq").bind(run_id).fetch_all(pool).await?
+                .iter().map(batch_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
+    }
+
+    /// (status, amount) of each payment of a batch.
+    pub async fn payment_states_of_batch(&self, batch_id: &str) -> StoreResult<Vec<(String, Fen)>> {
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query("SELECT status, amount_fen FROM payment WHERE batch_id = $1").bind(batch_id).fetch_all(pool).await?
+                .iter().map(|row| Ok((row.text("status")?, Fen::new(row.int("amount_fen")?)))).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
+    }
+
+    pub async fn vouchers(&self) -> StoreResult<Vec<TreasuryVoucher>> {
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query("SELECT * FROM treasury_voucher ORDER BY voucher_no").fetch_all(pool).await?
+                .iter().map(voucher_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
+    }
+
+    /// Exceptions of a run, and those no run could be found for (unknown payments):
+    /// those appear on every report until a person resolves them.
+    pub async fn exceptions_for_run(&self, run_id: &str) -> StoreResult<Vec<StoredException>> {
+        let sql =
+            "SELECT * FROM exception WHERE run_id = $1 OR run_id IS NULL ORDER BY exception_id";
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(StoredException {
+                run_id: row.opt_text("run_id")?,
+                kind: row.text("kind")?,
+                batch_id: row.text("batch_id")?,
+                end_to_end_id: row.text("end_to_end_id")?,
+                voucher_no: row.text("voucher_no")?,
+                amount: row.opt_int("amount_fen")?.map(Fen::new),
+                detail: row.text("detail")?,
+                source: row.text("source")?,
+            })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
+    }
+
+    /// Payments of a run not yet final (instructed, pending or disputed).
+    pub async fn open_payment_count(&self, run_id: &str) -> StoreResult<i64> {
+        let sql = "SELECT COUNT(*) FROM payment WHERE run_id = $1 AND status IN ('instructed', 'pending', 'disputed')";
+        let count: i64 = with_pool!(self, pool, Db => sqlx::query_scalar(sql).bind(run_id).fetch_one(pool).await?);
+        Ok(count)
+    }
+}
+
+impl StoreTx {
+    /// Households held after a failed payment.
+    pub async fn household_holds(&mut self) -> StoreResult<Vec<HouseholdHold>> {
+        let found = with_tx!(self, conn, Db => {
+            sqlx::query("SELECT * FROM household_hold ORDER BY household_id").fetch_all(&mut *conn).await?
+                .iter().map(|row| Ok(HouseholdHold {
+                    household_id: row.text("household_id")?,
+                    end_to_end_id: row.text("end_to_end_id")?,
+                    reason_code: row.text("reason_code")?,
+                    account_number: row.text("account_number")?,
+                })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_result_file(
+        &mut self,
+        sha256: &str,
+        format: &str,
+        bank_file_id: Option<&str>,
+        original_batch_id: Option<&str>,
+        file_name: &str,
+        result_count: i64,
+        ingested_by: &str,
+        ingested_at: &str,
+    ) -> StoreResult<i64> {
+        let sql = "INSERT INTO result_file (sha256, format, bank_file_id, original_batch_id, file_name, result_count, ingested_by, ingested_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING result_file_id";
+        let id: i64 = with_tx!(self, conn, Db => {
+            sqlx::query_scalar(sql).bind(sha256).bind(format).bind(bank_file_id).bind(original_batch_id)
+                .bind(file_name).bind(result_count).bind(ingested_by).bind(ingested_at).fetch_one(&mut *conn).await?
+        });
+        Ok(id)
+    }
+
+    /// The payments with these ids, with the account each was sent to.
+    pub async fn payments_by_id(
+        &mut self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, PaymentRecord>> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.status, p.results_seen, \
+                     l.account_number FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id \
+                     WHERE p.end_to_end_id IN (",
+                );
+                let mut separated = query.separated(", ");
+                chunk.iter().for_each(|id| { separated.push_bind(id.clone()); });
+                query.push(")");
+                for row in query.build().fetch_all(&mut *conn).await? {
+                    let record = PaymentRecord {
+                        end_to_end_id: row.text("end_to_end_id")?,
+                        run_id: row.text("run_id")?,
+                        batch_id: row.text("batch_id")?,
+                        household_id: row.text("household_id")?,
+                        amount: Fen::new(row.int("amount_fen")?),
+                        status: row.text("status")?,
+                        results_seen: row.int("results_seen")?,
+                        account_number: row.text("account_number")?,
+                    };
+                    found.insert(record.end_to_end_id.clone(), record);
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// Stores a payment's new state and last reason.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_payment(
+        &mut self,
+        payment: &PaymentRecord,
+        reason_code: Option<&str>,
+        reason_text: Option<&str>,
+        bank_serial: Option<&str>,
+        result_sha256: &str,
+        at: &str,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE payment SET status = $1, results_seen = $2, reason_code = COALESCE($3, reason_code), \
+                   reason_text = COALESCE($4, reason_text), bank_serial = COALESCE($5, bank_serial), \
+                   result_sha256 = $6, status_updated_at = $7 WHERE end_to_end_id = $8";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(&payment.status).bind(payment.results_seen).bind(reason_code).bind(reason_text)
+                .bind(bank_serial).bind(result_sha256).bind(at).bind(&payment.end_to_end_id).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_result_lines(
+        &mut self,
+        result_file_id: i64,
+        lines: &[ResultLine],
+    ) -> StoreResult<()> {
+        for chunk in lines.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO payment_result (result_file_id, line, end_to_end_id, status, amount_fen, reason_code, reason_text, bank_serial, outcome) ",
+                );
+                query.push_values(chunk, |mut values, line| {
+                    values.push_bind(result_file_id).push_bind(line.line).push_bind(line.end_to_end_id.clone())
+                        .push_bind(line.status.clone()).push_bind(line.amount.map(Fen::as_i64))
+                        .push_bind(line.reason_code.clone()).push_bind(line.reason_text.clone())
+                        .push_bind(line.bank_serial.clone()).push_bind(line.outcome);
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_exceptions(
+        &mut self,
+        exceptions: &[StoredException],
+        at: &str,
+    ) -> StoreResult<()> {
+        for chunk in exceptions.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO exception (run_id, kind, batch_id, end_to_end_id, voucher_no, amount_fen, detail, source, created_at) ",
+                );
+                query.push_values(chunk, |mut values, e| {
+                    values.push_bind(e.run_id.clone()).push_bind(e.kind.clone()).push_bind(e.batch_id.clone())
+                        .push_bind(e.end_to_end_id.clone()).push_bind(e.voucher_no.clone()).push_bind(e.amount.map(Fen::as_i64))
+                        .push_bind(e.detail.clone()).push_bind(e.source.clone()).push_bind(at.to_string());
+                });
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_household_holds(
+        &mut self,
+        holds: &[HouseholdHold],
+        at: &str,
+    ) -> StoreResult<()> {
+        for chunk in holds.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO household_hold (household_id, end_to_end_id, reason_code, account_number, created_at) ",
+                );
+                query.push_values(chunk, |mut values, hold| {
+                    values.push_bind(hold.household_id.clone()).push_bind(hold.end_to_end_id.clone())
+                        .push_bind(hold.reason_code.clone()).push_bind(hold.account_number.clone()).push_bind(at.to_string());
+                });
+                query.push(" ON CONFLICT DO NOTHING");
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+}
