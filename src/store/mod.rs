@@ -9,10 +9,12 @@
 //! change and its audit entry share one transaction.
 
 mod audit_log;
+mod export;
 mod imports;
 mod runs;
 pub mod values;
 
+pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 
@@ -217,6 +219,7 @@ impl StoreTx {
 pub enum TxLock {
     AuditAppend = 0x6469_7362_0001,
     RunCreate = 0x6469_7362_0002,
+    RunExport = 0x6469_7362_0003,
 }
 
 /// SQLite must report `wal` and `synchronous=2` (FULL).

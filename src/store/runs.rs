@@ -555,10 +555,23 @@ impl Store {
         after_line_no: i64,
         limit: i64,
     ) -> StoreResult<Vec<RunLine>> {
-        let sql =
-            "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3";
+        self.run_lines_page_where(run_id, "TRUE", after_line_no, limit)
+            .await
+    }
+
+    /// Like `run_lines_page`, for lines meeting `condition` (a fixed SQL text, never input).
+    pub(crate) async fn run_lines_page_where(
+        &self,
+        run_id: &str,
+        condition: &'static str,
+        after_line_no: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RunLine>> {
+        let sql = format!(
+            "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 AND {condition} ORDER BY line_no LIMIT $3"
+        );
         let lines = with_pool!(self, pool, Db => {
-            sqlx::query(sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
+            sqlx::query(&sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
                 .iter().map(line_from_row).collect::<StoreResult<Vec<_>>>()?
         });
         Ok(lines)
