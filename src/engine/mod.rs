@@ -3,5 +3,6 @@
 
 pub mod approve;
 pub mod create_run;
+pub mod export;
 
 pub use crate::cli::Refusal;

@@ -2,6 +2,7 @@
 //! time goes in, so exporting the same run twice gives the same manifest.
 
 use crate::domain::money::Fen;
+use crate::sign::SignatureAlgorithm;
 use serde::Serialize;
 
 /// One file's entry.
@@ -68,9 +69,37 @@ impl Manifest {
     }
 }
 
+/// The OpenSSL command a bank runs to check `file` against its `.sig` (CONTRACTS §3.3).
+pub fn openssl_verify_command(
+    algorithm: SignatureAlgorithm,
+    public_key: &str,
+    file: &str,
+) -> String {
+    match algorithm {
+        SignatureAlgorithm::Ed25519 => {
+            format!("openssl pkeyutl -verify -pubin -inkey {public_key} -rawin -in {file} -sigfile {file}.sig")
+        }
+        SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::EcdsaP256Sha256 => {
+            format!("openssl dgst -sha256 -verify {public_key} -signature {file}.sig {file}")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openssl_commands_are_the_contract_ones() {
+        assert_eq!(
+            openssl_verify_command(SignatureAlgorithm::Ed25519, "pub.pem", "F"),
+            "openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in F -sigfile F.sig"
+        );
+        assert_eq!(
+            openssl_verify_command(SignatureAlgorithm::RsaPkcs1Sha256, "pub.pem", "F"),
+            "openssl dgst -sha256 -verify pub.pem -signature F.sig F"
+        );
+    }
 
     fn file(name: &str, fen: i64) -> ManifestFile {
         ManifestFile {
