@@ -590,9 +590,15 @@ impl Store {
             "all" => "'all'",
             other => panic!("unknown grouping {other}"),
         };
+        // PostgreSQL refuses a constant in GROUP BY, so the whole-run total groups by status alone.
+        let group_by = if grouping == "all" {
+            "status".to_string()
+        } else {
+            format!("{group}, status")
+        };
         let sql = format!(
             "SELECT {group} AS grp, status, COUNT(*) AS n, {}, {}, {}, {}, {}, {} \
-             FROM run_line WHERE run_id = $1 GROUP BY {group}, status ORDER BY 1, 2",
+             FROM run_line WHERE run_id = $1 GROUP BY {group_by} ORDER BY 1, 2",
             sum_as("base_fen", "base"),
             sum_as("supplements_fen", "supp"),
             sum_as("arrears_fen", "arr"),
