@@ -2,5 +2,6 @@
 //! SQLite and on the real PostgreSQL server, each test on fresh databases.
 
 mod cli;
+mod export;
 mod imports;
 mod support;
