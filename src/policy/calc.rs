@@ -263,7 +263,7 @@ fn reduction(
     let total: Fen = decisions
         .iter()
         .filter(|d| d.kind == DecisionKind::Reduce && d.effective_month <= month)
-        .filter(|d| d.end_month.is_none_or(|end| month <= end))
+        .filter(|d| d.end_month.map_or(true, |end| month <= end))
         .map(|d| match (d.percent, d.amount) {
             (Some(percent), _) => policy.rounding.apply(
                 Decimal::from(base_and_supplements.as_i64()) * percent / Decimal::ONE_HUNDRED,
