@@ -1,5 +1,5 @@
 //! `disburse.toml`: the `[policy]` section exactly as CONTRACTS §2.5 names it, and the
-//! project's own sections (`[approval]`, `[flags]`, `[run]`), each with working
+//! project's own sections (`[approval]`, `[flags]`, `[run]`, `[[routes]]`, `[keys]`), each with working
 //! built-in defaults so a file holding only `[policy]` is complete. A bad file is
 //! refused with the key and the reason. Pure: the caller reads the text.
 
@@ -32,8 +32,40 @@ pub struct Config {
     pub policy: Policy,
     pub approval: ApprovalConfig,
     pub run: RunConfig,
-    /// The `[routes]` and `[keys]` sections, kept as TOML for the export module.
+    /// Bank routes for export, longest `bank_prefix` first (CONTRACTS §3).
+    pub routes: Vec<Route>,
+    pub keys: KeysConfig,
+    /// The whole file as TOML, for sections other modules read (schedule, inbox).
     pub raw: toml::Table,
+}
+
+/// One bank route: which payments go in which layout, from which payer account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Prefix of the household's CNAPS bank code; `""` matches every bank.
+    pub bank_prefix: String,
+    /// A payment layout's name in `bank-formats/`.
+    pub layout: String,
+    pub payer_account: String,
+    pub payer_name: String,
+    /// 12-digit CNAPS code of the payer's branch.
+    pub payer_bank_code: String,
+    /// Most payments in one file (at most `ROUTE_MAX_RECORDS_LIMIT`).
+    pub max_records: u32,
+    /// Largest total of one file, if the bank sets one.
+    pub max_amount: Option<Fen>,
+}
+
+/// Layout A's `seq` is 6 digits, so no file of any route carries more than this.
+pub const ROUTE_MAX_RECORDS_LIMIT: u32 = 999_999;
+/// Records per file when a route does not say.
+pub const ROUTE_MAX_RECORDS_DEFAULT: u32 = 50_000;
+
+/// Signing keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeysConfig {
+    /// The default key for `run export` (PKCS#8 PEM, mode 0600).
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 /// How many distinct approvers a run needs (CONTRACTS §5).
@@ -71,12 +103,10 @@ struct FileToml {
     approval: Option<ApprovalToml>,
     flags: Option<toml::Table>,
     run: Option<RunToml>,
-    // These sections belong to export, the service and the inbox, which read them from
+    routes: Option<Vec<RouteToml>>,
+    keys: Option<KeysToml>,
+    // These sections belong to the service and the inbox, which read them from
     // `Config::raw`; naming them here keeps `deny_unknown_fields` from refusing them.
-    #[allow(dead_code)]
-    routes: Option<toml::Value>,
-    #[allow(dead_code)]
-    keys: Option<toml::Value>,
     #[allow(dead_code)]
     schedule: Option<toml::Value>,
     #[allow(dead_code)]
@@ -141,6 +171,38 @@ struct RunToml {
     id_prefix: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteToml {
+    bank_prefix: String,
+    layout: String,
+    payer_account: Option<String>,
+    payer_name: Option<String>,
+    payer_bank_code: Option<String>,
+    max_records: Option<u32>,
+    max_amount_yuan: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysToml {
+    signing_key: Option<String>,
+}
+
+/// The payer every built-in route pays from (a route may name its own).
+const DEFAULT_PAYER_NAME: &str = "某市财政局";
+const DEFAULT_PAYER_ACCOUNT: &str = "110060149018001234567";
+const DEFAULT_PAYER_BANK_CODE: &str = "102100099996";
+
+/// The built-in routes (CONTRACTS §2.5): rural credit cooperatives and rural commercial
+/// banks take B, city commercial banks C, every other bank A.
+const DEFAULT_ROUTES: &[(&str, &str)] = &[
+    ("402", "rcc-fixed-gbk"),
+    ("314", "rcc-fixed-gbk"),
+    ("313", "iso20022-pain001"),
+    ("", "bank-pipe-gbk"),
+];
+
 /// The built-in standards: Shenyang's 2026 figures (urban 900, rural 700 yuan a person).
 const DEFAULT_STANDARDS: &[(&str, &str, &str, &str)] = &[
     ("2101", "urban", "2026-01", "900.00"),
@@ -169,6 +231,13 @@ impl Config {
             policy,
             approval: parse_approval(file.approval)?,
             run: parse_run(file.run)?,
+            routes: parse_routes(file.routes)?,
+            keys: KeysConfig {
+                signing_key: file
+                    .keys
+                    .and_then(|keys| keys.signing_key)
+                    .map(std::path::PathBuf::from),
+            },
             raw,
         })
     }
@@ -399,6 +468,122 @@ fn parse_run(toml: Option<RunToml>) -> Result<RunConfig, ConfigError> {
     Ok(RunConfig { pay_day, id_prefix })
 }
 
+/// `[[routes]]`: each route validated with its key; a catch-all `""` route is required
+/// so every bank code has somewhere to go. Sorted longest prefix first.
+fn parse_routes(toml: Option<Vec<RouteToml>>) -> Result<Vec<Route>, ConfigError> {
+    let entries = toml.unwrap_or_else(|| {
+        DEFAULT_ROUTES
+            .iter()
+            .map(|(prefix, layout)| RouteToml {
+                bank_prefix: prefix.to_string(),
+                layout: layout.to_string(),
+                payer_account: None,
+                payer_name: None,
+                payer_bank_code: None,
+                max_records: None,
+                max_amount_yuan: None,
+            })
+            .collect()
+    });
+    let mut routes: Vec<Route> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let route = parse_route(index, entry)?;
+        if routes.iter().any(|r| r.bank_prefix == route.bank_prefix) {
+            return Err(config_error(
+                format!("routes[{index}].bank_prefix"),
+                format!("{:?} is given twice", route.bank_prefix),
+            ));
+        }
+        routes.push(route);
+    }
+    if !routes.iter().any(|route| route.bank_prefix.is_empty()) {
+        return Err(config_error(
+            "routes",
+            "no route with bank_prefix = \"\": every bank code needs a route",
+        ));
+    }
+    routes.sort_by(|a, b| {
+        b.bank_prefix
+            .len()
+            .cmp(&a.bank_prefix.len())
+            .then(a.bank_prefix.cmp(&b.bank_prefix))
+    });
+    Ok(routes)
+}
+
+fn parse_route(index: usize, entry: RouteToml) -> Result<Route, ConfigError> {
+    let key = |name: &str| format!("routes[{index}].{name}");
+    let digits = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
+    if entry.bank_prefix.len() > 12 || !digits(&entry.bank_prefix) {
+        return Err(config_error(
+            key("bank_prefix"),
+            "up to 12 digits (\"\" matches every bank)",
+        ));
+    }
+    let is_payment_layout = crate::formats::load_builtin().iter().any(|layout| {
+        layout.name() == entry.layout && layout.purpose() == crate::formats::spec::Purpose::Payment
+    });
+    if !is_payment_layout {
+        return Err(config_error(
+            key("layout"),
+            format!(
+                "{:?} is not a payment layout in bank-formats/",
+                entry.layout
+            ),
+        ));
+    }
+    let payer_account = entry
+        .payer_account
+        .unwrap_or_else(|| DEFAULT_PAYER_ACCOUNT.to_string());
+    if payer_account.is_empty() || payer_account.len() > 32 || !digits(&payer_account) {
+        return Err(config_error(key("payer_account"), "1 to 32 digits"));
+    }
+    let payer_name = entry
+        .payer_name
+        .unwrap_or_else(|| DEFAULT_PAYER_NAME.to_string());
+    if payer_name.trim().is_empty() || payer_name.chars().any(|c| c.is_control() || c == '|') {
+        return Err(config_error(
+            key("payer_name"),
+            "required, without control characters or '|'",
+        ));
+    }
+    let payer_bank_code = entry
+        .payer_bank_code
+        .unwrap_or_else(|| DEFAULT_PAYER_BANK_CODE.to_string());
+    if crate::domain::ids::BankCode::parse(&payer_bank_code).is_err() {
+        return Err(config_error(
+            key("payer_bank_code"),
+            "a 12-digit CNAPS code",
+        ));
+    }
+    let max_records = entry.max_records.unwrap_or(ROUTE_MAX_RECORDS_DEFAULT);
+    if !(1..=ROUTE_MAX_RECORDS_LIMIT).contains(&max_records) {
+        return Err(config_error(
+            key("max_records"),
+            format!("1..={ROUTE_MAX_RECORDS_LIMIT} (layout A's seq has 6 digits)"),
+        ));
+    }
+    let max_amount = match entry.max_amount_yuan {
+        None => None,
+        Some(text) => {
+            let amount = yuan(&key("max_amount_yuan"), &text)?;
+            if amount <= Fen::ZERO {
+                return Err(config_error(key("max_amount_yuan"), "must be above zero"));
+            }
+            Some(amount)
+        }
+    };
+    Ok(Route {
+        bank_prefix: entry.bank_prefix,
+        layout: entry.layout,
+        payer_account,
+        payer_name,
+        payer_bank_code,
+        max_records,
+        max_amount,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +638,114 @@ seriously_ill = { yuan = "100.00" }
         }
         let unknown = Config::from_toml_str("[policy]\ntaper = 3").unwrap_err();
         assert!(unknown.to_string().contains("taper"), "{unknown}");
+    }
+
+    #[test]
+    fn builtin_routes_follow_the_contract() {
+        let config = Config::builtin();
+        let layout_of = |prefix: &str| {
+            config
+                .routes
+                .iter()
+                .find(|route| route.bank_prefix == prefix)
+                .map(|route| route.layout.as_str())
+        };
+        assert_eq!(layout_of("402"), Some("rcc-fixed-gbk"));
+        assert_eq!(layout_of("314"), Some("rcc-fixed-gbk"));
+        assert_eq!(layout_of("313"), Some("iso20022-pain001"));
+        assert_eq!(layout_of(""), Some("bank-pipe-gbk"));
+        assert_eq!(
+            config.routes.last().map(|r| r.bank_prefix.as_str()),
+            Some("")
+        );
+        assert!(config
+            .routes
+            .iter()
+            .all(|r| r.max_records == 50_000 && r.max_amount.is_none()));
+        assert_eq!(config.keys.signing_key, None);
+    }
+
+    #[test]
+    fn routes_and_keys_parse() {
+        let text = r#"
+[[routes]]
+bank_prefix = "402221"
+layout = "rcc-fixed-gbk"
+payer_account = "6200123456"
+payer_name = "某县财政局"
+payer_bank_code = "402221000054"
+max_records = 1000
+max_amount_yuan = "500000.00"
+
+[[routes]]
+bank_prefix = ""
+layout = "iso20022-pain001"
+
+[keys]
+signing_key = "/etc/disburse/bank-signing.pem"
+"#;
+        let config = Config::from_toml_str(text).unwrap();
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.routes[0].bank_prefix, "402221");
+        assert_eq!(config.routes[0].max_amount, Some(Fen::new(50_000_000)));
+        assert_eq!(config.routes[1].payer_name, "某市财政局");
+        assert_eq!(
+            config.keys.signing_key.as_deref(),
+            Some(std::path::Path::new("/etc/disburse/bank-signing.pem"))
+        );
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_the_key() {
+        let route = |extra: &str| {
+            format!("[[routes]]\nbank_prefix = \"\"\nlayout = \"bank-pipe-gbk\"\n{extra}")
+        };
+        let cases = [
+            (route("max_records = 0"), "routes[0].max_records"),
+            (route("max_records = 1000000"), "routes[0].max_records"),
+            (
+                route("max_amount_yuan = \"0\""),
+                "routes[0].max_amount_yuan",
+            ),
+            (
+                route("max_amount_yuan = \"1.234\""),
+                "routes[0].max_amount_yuan",
+            ),
+            (
+                route("payer_bank_code = \"10210009999\""),
+                "routes[0].payer_bank_code",
+            ),
+            (
+                route("payer_account = \"62-00\""),
+                "routes[0].payer_account",
+            ),
+            (route("payer_name = \"财政|局\""), "routes[0].payer_name"),
+            (
+                "[[routes]]\nbank_prefix = \"40x\"\nlayout = \"bank-pipe-gbk\"".to_string(),
+                "routes[0].bank_prefix",
+            ),
+            (
+                "[[routes]]\nbank_prefix = \"\"\nlayout = \"bank-result-pipe-gbk\"".to_string(),
+                "routes[0].layout",
+            ),
+            (
+                "[[routes]]\nbank_prefix = \"\"\nlayout = \"no-such\"".to_string(),
+                "routes[0].layout",
+            ),
+            (
+                "[[routes]]\nbank_prefix = \"402\"\nlayout = \"rcc-fixed-gbk\"".to_string(),
+                "routes",
+            ),
+            (
+                format!("{}\n{}", route(""), route("")),
+                "routes[1].bank_prefix",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = Config::from_toml_str(&text).unwrap_err();
+            assert_eq!(error.key, key, "{text}: {error}");
+        }
+        let unknown = Config::from_toml_str(&route("payer = \"x\"")).unwrap_err();
+        assert!(unknown.to_string().contains("payer"), "{unknown}");
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod export;
 pub mod formats;
 pub mod imports;
 pub mod policy;

@@ -1,12 +1,15 @@
 //! `disburse run …`, `approver add` and `keys generate`: argument checks, the engine
 //! call, and the human or JSON answer. Amounts shown in yuan; personal data never shown.
 
-use crate::cli::args::{ApproverAddArgs, KeysGenerateArgs, RunCommand, RunCreateArgs};
-use crate::cli::{Context, NotYetAvailable, Refusal};
+use crate::cli::args::{
+    ApproverAddArgs, KeysGenerateArgs, RunCommand, RunCreateArgs, RunExportArgs,
+};
+use crate::cli::{Context, Refusal};
 use crate::domain::money::Fen;
 use crate::domain::month::{parse_date, Month};
 use crate::engine::approve::{self, Actor};
 use crate::engine::create_run::{create_run, scope_label, CreateRunRequest};
+use crate::engine::export::{export_run, ExportRequest};
 use crate::run::LINES_CSV_HEADER;
 use crate::store::RunRecord;
 use anyhow::Context as _;
@@ -61,8 +64,53 @@ pub async fn run_command(context: &Context, command: RunCommand) -> anyhow::Resu
             );
             Ok(())
         }
-        RunCommand::Export(_) => Err(NotYetAvailable("export arrives with issue #4").into()),
+        RunCommand::Export(args) => export(context, args).await,
     }
+}
+
+async fn export(context: &Context, args: RunExportArgs) -> anyhow::Result<()> {
+    let config = context.config()?;
+    let now = context.now_text()?;
+    let request = ExportRequest {
+        run_id: &args.run,
+        out_dir: &args.out,
+        key_path: args.key.as_deref(),
+        user: &context.user,
+        now_text: &now,
+    };
+    let outcome = export_run(context.store().await?, &config, &request).await?;
+    let manifest = &outcome.manifest;
+    let mut human = format!(
+        "run {} {}: {} files, {} payments, {} yuan, in {}",
+        outcome.run.run_id,
+        if outcome.reexport {
+            "re-exported (identical files)"
+        } else {
+            "exported"
+        },
+        manifest.file_count,
+        manifest.record_count,
+        manifest.total,
+        args.out.display()
+    );
+    for file in &manifest.files {
+        let _ = write!(
+            human,
+            "\n  {:<20} {:<17} {:>7} payments {:>14} yuan  {} key {}",
+            file.file,
+            file.layout,
+            file.record_count,
+            file.total,
+            file.signature_algorithm,
+            file.key_id
+        );
+    }
+    let _ = write!(human, "\nmanifest {}", outcome.manifest_path.display());
+    context.answer(
+        &human,
+        serde_json::json!({"run_id": outcome.run.run_id, "state": outcome.run.state, "out": args.out, "reexport": outcome.reexport, "manifest": manifest}),
+    );
+    Ok(())
 }
 
 async fn create(context: &Context, args: RunCreateArgs) -> anyhow::Result<()> {

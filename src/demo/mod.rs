@@ -1,15 +1,27 @@
 //! `disburse demo`: the month on generated data in a fresh embedded database, and the
-//! generator it shares with the tests and the benchmark. Each stage that exists runs;
-//! the summary says what was done and where the files are.
+//! generator it shares with the tests and the benchmark. Each stage that exists runs
+//! (import; create as `operator`; two approvers sign; export signed bank files); the
+//! summary says what was done, where the files are, and how a bank checks them.
 
 pub mod generate;
 
 use crate::cli::{import, Context};
+use crate::config::Config;
 use crate::demo::generate::{GeneratedHousehold, RosterGenerator};
+use crate::domain::money::Fen;
+use crate::domain::month::Month;
+use crate::engine::approve::{add_approver, approve_run, Actor};
+use crate::engine::create_run::{create_run, CreateRunRequest};
+use crate::engine::export::{export_run, ExportOutcome, ExportRequest};
+use crate::export::manifest::openssl_verify_command;
+use crate::sign::{KeyAlgorithm, SignatureAlgorithm};
+use crate::store::{RunRecord, Store};
 use anyhow::Context as _;
+use chrono::Datelike;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// Seed of the demo's generated data: the same households every time.
 const DEMO_SEED: u64 = 20_261_127;
@@ -55,8 +67,143 @@ pub async fn run_demo(
             path.display()
         )?;
     }
-    context.store().await?.close().await;
+    let store = context.store().await?;
+    let config = context.config()?;
+    let now = context.now_text()?;
+    let run = create_demo_run(store, &config, &now).await?;
+    writeln!(
+        summary,
+        "  run {} created by {OPERATOR}: {} payments, {} yuan",
+        run.run_id,
+        run.pay_count,
+        Fen::new(run.payable_fen)
+    )?;
+    let keys = fresh_dir(&out.join("keys"))?;
+    approve_demo_run(store, &run.run_id, &keys, &now, &mut summary).await?;
+    let signing_key = keys.join("bank-signing.pem");
+    crate::sign::write_new_key_pair(&signing_key, KeyAlgorithm::Ed25519)?;
+    let bank_files = fresh_dir(&out.join("bank-files"))?;
+    let request = ExportRequest {
+        run_id: &run.run_id,
+        out_dir: &bank_files,
+        key_path: Some(&signing_key),
+        user: OPERATOR,
+        now_text: &now,
+    };
+    let exported = export_run(store, &config, &request).await?;
+    describe_export(&exported, &bank_files, &signing_key, &mut summary)?;
+    store.close().await;
     Ok(DemoOutcome { summary })
+}
+
+/// Who creates the demo's run; the approvers are other people (four eyes).
+const OPERATOR: &str = "operator";
+/// The demo's approvers and the kinds of key they sign with.
+const APPROVERS: &[(&str, KeyAlgorithm)] = &[
+    ("approver-li", KeyAlgorithm::Ed25519),
+    ("approver-wang", KeyAlgorithm::EcdsaP256),
+];
+
+/// An empty directory (the demo's own output from an earlier demo is removed).
+fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+async fn create_demo_run(store: &Store, config: &Config, now: &str) -> anyhow::Result<RunRecord> {
+    let month = Month::parse("2026-11")?;
+    let request = CreateRunRequest {
+        programme: "dibao".to_string(),
+        month,
+        scope: String::new(),
+        pay_date: month
+            .first_day()
+            .with_day(config.run.pay_day)
+            .context("pay_day is 1..=28")?,
+        user: OPERATOR.to_string(),
+        now_text: now.to_string(),
+    };
+    create_run(store, config, &request).await
+}
+
+/// Generates each approver's key, registers them, and approves as each.
+async fn approve_demo_run(
+    store: &Store,
+    run_id: &str,
+    keys: &Path,
+    now: &str,
+    summary: &mut String,
+) -> anyhow::Result<()> {
+    for (name, algorithm) in APPROVERS {
+        let key_path = keys.join(format!("{name}.pem"));
+        let pair = crate::sign::write_new_key_pair(&key_path, *algorithm)?;
+        let admin = Actor {
+            user: "admin",
+            now_text: now,
+        };
+        add_approver(store, &admin, name, &pair.public_spki_pem).await?;
+        let approver = Actor {
+            user: name,
+            now_text: now,
+        };
+        let run = approve_run(store, &approver, run_id, &key_path).await?;
+        writeln!(
+            summary,
+            "  approved by {name} ({algorithm} key {}, {}); run is {}",
+            pair.key_id,
+            key_path.display(),
+            run.state
+        )?;
+    }
+    Ok(())
+}
+
+fn describe_export(
+    exported: &ExportOutcome,
+    bank_files: &Path,
+    signing_key: &Path,
+    summary: &mut String,
+) -> anyhow::Result<()> {
+    let manifest = &exported.manifest;
+    writeln!(
+        summary,
+        "  exported {} signed files ({} payments, {} yuan) to {}",
+        manifest.file_count,
+        manifest.record_count,
+        manifest.total,
+        bank_files.display()
+    )?;
+    for file in &manifest.files {
+        writeln!(
+            summary,
+            "    {:<18} {:<17} {:>6} payments {:>12} yuan",
+            file.file, file.layout, file.record_count, file.total
+        )?;
+    }
+    writeln!(summary, "  manifest {}", exported.manifest_path.display())?;
+    writeln!(
+        summary,
+        "  a bank verifies its file with OpenSSL alone (CONTRACTS §3.3):"
+    )?;
+    let public_key = crate::sign::public_key_path(signing_key);
+    let mut layouts_shown: Vec<&str> = Vec::new();
+    for file in &manifest.files {
+        if layouts_shown.contains(&file.layout.as_str()) {
+            continue;
+        }
+        layouts_shown.push(&file.layout);
+        let algorithm = SignatureAlgorithm::from_str(&file.signature_algorithm)?;
+        let command = openssl_verify_command(
+            algorithm,
+            &public_key.display().to_string(),
+            &bank_files.join(&file.file).display().to_string(),
+        );
+        writeln!(summary, "    # {}\n    {command}", file.layout)?;
+    }
+    Ok(())
 }
 
 /// The generated input files.

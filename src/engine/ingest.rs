@@ -14,7 +14,7 @@ use crate::formats::{load_builtin, parse_result_file, spec::find};
 use crate::reconcile::exception::ExceptionKind;
 use crate::reconcile::next_step::{follow_up, NextStep};
 use crate::reconcile::state::{apply_result, ResultsSeen, Transition};
-use crate::store::{HouseholdHold, PaymentRecord, ResultLine, Store, StoreTx, StoredException};
+use crate::store::{HouseholdHold, InstructedPayment, ResultLine, Store, StoreTx, StoredException};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -148,13 +148,21 @@ fn parse_any(bytes: &[u8], format: Option<&str>) -> Result<ResultFile, String> {
     }
 }
 
+/// A payment a result moved, with the reason and serial to store beside its state.
+struct ChangedPayment {
+    end_to_end_id: String,
+    reason_code: Option<String>,
+    reason_text: Option<String>,
+    bank_serial: Option<String>,
+}
+
 /// Applies a file's results to the payments it names.
 #[derive(Default)]
 struct ResultApplier<'a> {
     sha256: &'a str,
     summary: &'a mut IngestSummary,
-    payments: HashMap<String, PaymentRecord>,
-    changed: Vec<(String, Option<String>, Option<String>, Option<String>)>,
+    payments: HashMap<String, InstructedPayment>,
+    changed: Vec<ChangedPayment>,
     lines: Vec<ResultLine>,
     exceptions: Vec<StoredException>,
     holds: Vec<HouseholdHold>,
@@ -292,18 +300,18 @@ impl ResultApplier<'_> {
             return "exception";
         }
         let step = apply_result(ResultsSeen::from_bits(payment.results_seen), result.status);
-        let updated = PaymentRecord {
+        let updated = InstructedPayment {
             status: step.state.as_str().to_string(),
             results_seen: step.seen.bits(),
             ..payment.clone()
         };
         self.payments.insert(payment.end_to_end_id.clone(), updated);
-        self.changed.push((
-            payment.end_to_end_id.clone(),
-            result.reason_code.clone(),
-            result.reason_text.clone(),
-            result.bank_serial.clone(),
-        ));
+        self.changed.push(ChangedPayment {
+            end_to_end_id: payment.end_to_end_id.clone(),
+            reason_code: result.reason_code.clone(),
+            reason_text: result.reason_text.clone(),
+            bank_serial: result.bank_serial.clone(),
+        });
         match step.transition {
             Transition::Applied(_) => {
                 self.summary.applied += 1;
@@ -330,7 +338,7 @@ impl ResultApplier<'_> {
     /// What a failure leads to (§3.4): an account problem holds the household until
     /// civil affairs sends a corrected account; a death stops it; anything else is a
     /// person's to decide.
-    fn follow(&mut self, payment: &PaymentRecord, result: &PaymentResult) {
+    fn follow(&mut self, payment: &InstructedPayment, result: &PaymentResult) {
         let Some(follow) = follow_up(result) else {
             return;
         };
@@ -367,18 +375,12 @@ impl ResultApplier<'_> {
         file_id: i64,
         at: &str,
     ) -> anyhow::Result<()> {
-        for (id, code, text, serial) in std::mem::take(&mut self.changed) {
-            let payment = &self.payments[&id];
-            let text = text.as_deref().map(mask_digits_in_text);
+        for change in std::mem::take(&mut self.changed) {
+            let payment = &self.payments[&change.end_to_end_id];
+            let text = change.reason_text.as_deref().map(mask_digits_in_text);
+            let (code, serial) = (change.reason_code.as_deref(), change.bank_serial.as_deref());
             transaction
-                .update_payment(
-                    payment,
-                    code.as_deref(),
-                    text.as_deref(),
-                    serial.as_deref(),
-                    self.sha256,
-                    at,
-                )
+                .update_payment(payment, code, text.as_deref(), serial, self.sha256, at)
                 .await?;
         }
         transaction

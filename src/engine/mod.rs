@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod create_run;
+pub mod export;
 pub mod ingest;
 
 pub use crate::cli::Refusal;

@@ -84,7 +84,10 @@ fn expected_exceptions(results: &[ResultStatus]) -> Vec<ExceptionKind> {
     let mut kinds = Vec::new();
     for terminal in [Paid, Failed, Returned] {
         let repeats = results.iter().filter(|s| **s == terminal).count();
-        kinds.extend(std::iter::repeat(DuplicateResult).take(repeats.saturating_sub(1)));
+        kinds.extend(std::iter::repeat_n(
+            DuplicateResult,
+            repeats.saturating_sub(1),
+        ));
     }
     if ResultsSeen::of(results.iter().copied()).state() == PaymentState::Disputed {
         kinds.push(ConflictingResult);

@@ -258,6 +258,8 @@ impl Store {
             "approver",
             "approval",
             "audit_log",
+            "batch",
+            "payment",
         ];
         assert!(TABLES.contains(&table), "unknown table {table}");
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -9,13 +9,15 @@
 //! change and its audit entry share one transaction.
 
 mod audit_log;
+mod export;
 mod imports;
 mod results;
 mod runs;
 pub mod values;
 
+pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
-pub use results::{BatchRecord, HouseholdHold, PaymentRecord, ResultLine, StoredException};
+pub use results::{HouseholdHold, InstructedPayment, ResultLine, StoredException};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -222,6 +224,7 @@ impl StoreTx {
 pub enum TxLock {
     AuditAppend = 0x6469_7362_0001,
     RunCreate = 0x6469_7362_0002,
+    RunExport = 0x6469_7362_0003,
 }
 
 /// SQLite must report `wal` and `synchronous=2` (FULL).

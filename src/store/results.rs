@@ -5,6 +5,7 @@ use crate::domain::household::{TreasuryVoucher, VoucherType};
 use crate::domain::ids::BankCode;
 use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
+use crate::store::export::{batch_from_row, BatchRecord};
 use crate::store::runs::PlainRow;
 use crate::store::{
     with_pool, with_tx, Store, StoreError, StoreResult, StoreTx, INSERT_BATCH_ROWS,
@@ -12,22 +13,9 @@ use crate::store::{
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 
-/// An exported batch (bank file).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct BatchRecord {
-    pub batch_id: String,
-    pub run_id: String,
-    pub layout: String,
-    pub bank_prefix: String,
-    pub file_name: String,
-    pub record_count: i64,
-    pub total_fen: i64,
-    pub sha256: String,
-}
-
 /// An instructed payment and where its results stand.
 #[derive(Clone, Debug)]
-pub struct PaymentRecord {
+pub struct InstructedPayment {
     pub end_to_end_id: String,
     pub run_id: String,
     pub batch_id: String,
@@ -71,19 +59,6 @@ pub struct HouseholdHold {
     pub end_to_end_id: String,
     pub reason_code: String,
     pub account_number: String,
-}
-
-fn batch_from_row(row: &impl PlainRow) -> StoreResult<BatchRecord> {
-    Ok(BatchRecord {
-        batch_id: row.text("batch_id")?,
-        run_id: row.text("run_id")?,
-        layout: row.text("layout")?,
-        bank_prefix: row.text("bank_prefix")?,
-        file_name: row.text("file_name")?,
-        record_count: row.int("record_count")?,
-        total_fen: row.int("total_fen")?,
-        sha256: row.text("sha256")?,
-    })
 }
 
 fn voucher_from_row(row: &impl PlainRow) -> StoreResult<TreasuryVoucher> {
@@ -142,14 +117,6 @@ impl Store {
         let found = with_pool!(self, pool, Db => {
             sqlx::query("SELECT * FROM batch WHERE batch_id = $1").bind(batch_id).fetch_optional(pool).await?
                 .as_ref().map(batch_from_row).transpose()?
-        });
-        Ok(found)
-    }
-
-    pub async fn batches_of_run(&self, run_id: &str) -> StoreResult<Vec<BatchRecord>> {
-        let found = with_pool!(self, pool, Db => {
-            sqlx::query("SELECT * FROM batch WHERE run_id = $1 ORDER BY batch_seq").bind(run_id).fetch_all(pool).await?
-                .iter().map(batch_from_row).collect::<StoreResult<Vec<_>>>()?
         });
         Ok(found)
     }
@@ -239,7 +206,7 @@ impl StoreTx {
     pub async fn payments_by_id(
         &mut self,
         ids: &[String],
-    ) -> StoreResult<HashMap<String, PaymentRecord>> {
+    ) -> StoreResult<HashMap<String, InstructedPayment>> {
         let mut found = HashMap::new();
         for chunk in ids.chunks(INSERT_BATCH_ROWS) {
             with_tx!(self, conn, Db => {
@@ -252,7 +219,7 @@ impl StoreTx {
                 chunk.iter().for_each(|id| { separated.push_bind(id.clone()); });
                 query.push(")");
                 for row in query.build().fetch_all(&mut *conn).await? {
-                    let record = PaymentRecord {
+                    let record = InstructedPayment {
                         end_to_end_id: row.text("end_to_end_id")?,
                         run_id: row.text("run_id")?,
                         batch_id: row.text("batch_id")?,
@@ -273,7 +240,7 @@ impl StoreTx {
     #[allow(clippy::too_many_arguments)]
     pub async fn update_payment(
         &mut self,
-        payment: &PaymentRecord,
+        payment: &InstructedPayment,
         reason_code: Option<&str>,
         reason_text: Option<&str>,
         bank_serial: Option<&str>,

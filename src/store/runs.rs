@@ -308,7 +308,7 @@ impl StoreTx {
         // A payment the bank failed or returned did not happen: its recovery and arrears
         // are computed again and its month is paid again (issue #5).
         let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources, l.end_to_end_id, \
-                   CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS instructed_ok \
+                   CAST(CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS BIGINT) AS instructed_ok \
                    FROM run_line l JOIN run r ON r.run_id = l.run_id \
                    LEFT JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
                    WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month < $2 \
@@ -560,10 +560,23 @@ impl Store {
         after_line_no: i64,
         limit: i64,
     ) -> StoreResult<Vec<RunLine>> {
-        let sql =
-            "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3";
+        self.run_lines_page_where(run_id, "TRUE", after_line_no, limit)
+            .await
+    }
+
+    /// Like `run_lines_page`, for lines meeting `condition` (a fixed SQL text, never input).
+    pub(crate) async fn run_lines_page_where(
+        &self,
+        run_id: &str,
+        condition: &'static str,
+        after_line_no: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RunLine>> {
+        let sql = format!(
+            "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 AND {condition} ORDER BY line_no LIMIT $3"
+        );
         let lines = with_pool!(self, pool, Db => {
-            sqlx::query(sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
+            sqlx::query(&sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
                 .iter().map(line_from_row).collect::<StoreResult<Vec<_>>>()?
         });
         Ok(lines)
@@ -582,14 +595,15 @@ impl Store {
             "all" => "'all'", // PostgreSQL refuses a constant in GROUP BY: see below
             other => panic!("unknown grouping {other}"),
         };
-        let grouped = if grouping == "all" {
-            String::new()
+        // PostgreSQL refuses a constant in GROUP BY, so the whole-run total groups by status alone.
+        let group_by = if grouping == "all" {
+            "status".to_string()
         } else {
-            format!("{group}, ")
+            format!("{group}, status")
         };
         let sql = format!(
             "SELECT {group} AS grp, status, COUNT(*) AS n, {}, {}, {}, {}, {}, {} \
-             FROM run_line WHERE run_id = $1 GROUP BY {grouped}status ORDER BY 1, 2",
+             FROM run_line WHERE run_id = $1 GROUP BY {group_by} ORDER BY 1, 2",
             sum_as("base_fen", "base"),
             sum_as("supplements_fen", "supp"),
             sum_as("arrears_fen", "arr"),

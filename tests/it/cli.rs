@@ -45,6 +45,27 @@ fn demo_runs_on_a_fresh_embedded_database() {
     let text = stdout(&output);
     assert!(text.contains("imported roster"), "{text}");
     assert!(dir.path().join("demo/disburse.db").exists());
+    assert!(
+        text.contains("created by operator") && text.contains("approved by approver-wang"),
+        "{text}"
+    );
+    assert!(dir.path().join("demo/bank-files/manifest.json").exists());
+    let command = text
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("openssl pkeyutl -verify"))
+        .expect("the demo prints the OpenSSL check");
+    let arguments: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let verified = std::process::Command::new("openssl")
+        .args(&arguments)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 }
 
 #[test]

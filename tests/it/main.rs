@@ -2,6 +2,7 @@
 //! SQLite and on the real PostgreSQL server, each test on fresh databases.
 
 mod cli;
+mod export;
 mod imports;
 mod runs;
 mod support;

@@ -1,0 +1,534 @@
+//! `run export`: signed payment files for every bank route (CONTRACTS §3). Refuses a
+//! run whose approvals do not cover its digest and a key readable by others; plans the
+//! batches from the run's `pay` lines; renders, re-reads and checks each file against
+//! its plan before signing (fail closed); stages every file and signature, publishes
+//! them together, writes the manifest, and only then records batches and payments and
+//! moves the run to Exported, in one transaction with the audit entry.
+//!
+//! **Invariants:** nothing is visible in `--out` and nothing is recorded unless every
+//! file rendered and checked; a re-export gives the same bytes (timestamps come from
+//! the run, never the clock) and must match what was recorded; memory holds one batch.
+
+use crate::config::{Config, Route};
+use crate::domain::money::Fen;
+use crate::domain::month::parse_date;
+use crate::domain::payment::{PaymentBatch, PaymentInstruction};
+use crate::engine::approve::{approvals_complete, load_run};
+use crate::engine::Refusal;
+use crate::export::files::{write_atomically, StagedFiles};
+use crate::export::manifest::{Manifest, ManifestFile};
+use crate::export::plan::{
+    check_against_plan, file_name, route_index, BatchPlanner, FileFigures, PlannedBatch,
+};
+use crate::formats::spec::LayoutKind;
+use crate::formats::{load_builtin, parse_payment_file, render_payment_file, Layout, RenderedFile};
+use crate::run::{next_state, RunEvent, RunState};
+use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
+use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx, TxLock};
+use anyhow::Context as _;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Lines read per page while planning and building batches.
+const LINES_PAGE: i64 = 10_000;
+
+/// What to export, by whom.
+pub struct ExportRequest<'a> {
+    pub run_id: &'a str,
+    pub out_dir: &'a Path,
+    /// `--key`; else the configured `[keys] signing_key`.
+    pub key_path: Option<&'a Path>,
+    pub user: &'a str,
+    pub now_text: &'a str,
+}
+
+/// What an export did.
+pub struct ExportOutcome {
+    pub run: RunRecord,
+    pub manifest: Manifest,
+    /// The run had been exported before; the files were written again, identical.
+    pub reexport: bool,
+    pub manifest_path: PathBuf,
+}
+
+/// A route with its layout resolved.
+struct ResolvedRoute<'a> {
+    route: &'a Route,
+    layout: &'a Layout,
+}
+
+pub async fn export_run(
+    store: &Store,
+    config: &Config,
+    request: &ExportRequest<'_>,
+) -> anyhow::Result<ExportOutcome> {
+    let run = load_run(store, request.run_id).await?;
+    let (state, next) = check_exportable(store, &run).await?;
+    let key = load_key(config, request.key_path)?;
+    let layouts = load_builtin();
+    let routes = resolve_routes(&config.routes, &layouts)?;
+    let plan = plan_run(store, &run, &config.routes).await?;
+    let recorded = store.batches_of_run(&run.run_id).await?;
+    let reexport = state == RunState::Exported;
+    if reexport {
+        check_plan_matches_record(&run, &plan, &recorded, &routes)?;
+    } else {
+        anyhow::ensure!(
+            recorded.is_empty(),
+            "run {} is not exported yet has recorded batches",
+            run.run_id
+        );
+    }
+    let mut transaction = store.begin().await?;
+    transaction.lock(TxLock::RunExport).await?;
+    let mut staged = StagedFiles::new(request.out_dir)?;
+    let mut manifest_files = Vec::with_capacity(plan.len());
+    for (index, planned) in plan.iter().enumerate() {
+        let resolved = &routes[planned.route_index];
+        let exported = export_batch(
+            store,
+            &run,
+            &config.routes,
+            resolved,
+            planned,
+            &key,
+            request.out_dir,
+        )
+        .await?;
+        staged.stage(&exported.record.file_name, &exported.bytes)?;
+        staged.stage(
+            &format!("{}.sig", exported.record.file_name),
+            &exported.signature,
+        )?;
+        if reexport {
+            check_same_file(&recorded[index], &exported.record)?;
+        } else {
+            transaction
+                .insert_batch(&exported.record, request.user, request.now_text)
+                .await?;
+            transaction
+                .insert_payments(&run.run_id, &planned.batch_id, &exported.payments)
+                .await?;
+        }
+        manifest_files.push(manifest_entry(&exported.record));
+    }
+    staged.publish()?;
+    let manifest = Manifest::new(&run.run_id, &run.digest, &run.month, manifest_files);
+    let manifest_bytes = manifest.to_bytes();
+    write_atomically(request.out_dir, "manifest.json", &manifest_bytes)?;
+    record_export(
+        &mut transaction,
+        &run,
+        state,
+        next,
+        &manifest,
+        &sha256_hex(&manifest_bytes),
+        &key,
+        request,
+    )
+    .await?;
+    transaction.commit().await?;
+    tracing::info!(run_id = %run.run_id, files = manifest.file_count, total = %manifest.total, "run exported");
+    Ok(ExportOutcome {
+        run: load_run(store, request.run_id).await?,
+        manifest,
+        reexport,
+        manifest_path: request.out_dir.join("manifest.json"),
+    })
+}
+
+/// The run must be Approved (or Exported, for a re-export) and its approvals must cover
+/// its current digest. Returns the state now and after export.
+async fn check_exportable(store: &Store, run: &RunRecord) -> anyhow::Result<(RunState, RunState)> {
+    let state = run.state()?;
+    let next = next_state(state, RunEvent::Export).map_err(|_| {
+        Refusal::message(format!(
+            "run {} is {}: only an approved run can be exported; nothing was written",
+            run.run_id,
+            state.as_str()
+        ))
+    })?;
+    if !approvals_complete(store, run).await? {
+        return Err(Refusal::message(format!(
+            "run {}: its approvals do not cover its current digest {}; nothing was written",
+            run.run_id, run.digest
+        ))
+        .into());
+    }
+    Ok((state, next))
+}
+
+fn load_key(config: &Config, key_path: Option<&Path>) -> anyhow::Result<SigningKey> {
+    let path = key_path
+        .map(Path::to_path_buf)
+        .or_else(|| config.keys.signing_key.clone())
+        .ok_or_else(|| {
+            Refusal::message(
+                "no signing key: pass --key FILE or set [keys] signing_key in the configuration",
+            )
+        })?;
+    Ok(SigningKey::load(&path).map_err(|error| {
+        Refusal::message(format!("signing key refused: {error}; nothing was written"))
+    })?)
+}
+
+fn resolve_routes<'a>(
+    routes: &'a [Route],
+    layouts: &'a [Layout],
+) -> anyhow::Result<Vec<ResolvedRoute<'a>>> {
+    routes
+        .iter()
+        .map(|route| {
+            let layout = crate::formats::spec::find(layouts, &route.layout).with_context(|| {
+                format!("route {:?}: no layout {}", route.bank_prefix, route.layout)
+            })?;
+            Ok(ResolvedRoute { route, layout })
+        })
+        .collect()
+}
+
+/// Pass 1: the batches, from counts and totals only; refuses before anything is written
+/// if they do not add up to the run's payable count and total.
+async fn plan_run(
+    store: &Store,
+    run: &RunRecord,
+    routes: &[Route],
+) -> anyhow::Result<Vec<PlannedBatch>> {
+    let mut planner = BatchPlanner::new(routes, run.run_no);
+    let mut after = 0;
+    loop {
+        let page = store
+            .run_pay_lines_page(&run.run_id, after, LINES_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.line_no;
+        for line in &page {
+            planner
+                .push(line.line_no, &line.bank_code, line.payable)
+                .map_err(|error| {
+                    Refusal::message(format!("run {}: {error}; nothing was written", run.run_id))
+                })?;
+        }
+    }
+    let plan = planner.finish();
+    let planned_count: i64 = plan.iter().map(|b| i64::from(b.record_count)).sum();
+    let planned_total: Fen = plan.iter().map(|b| b.total).sum();
+    anyhow::ensure!(
+        planned_count == run.pay_count && planned_total == Fen::new(run.payable_fen),
+        "run {}: its pay lines ({planned_count}, {planned_total}) differ from its totals ({}, {}); nothing was written",
+        run.run_id,
+        run.pay_count,
+        Fen::new(run.payable_fen)
+    );
+    Ok(plan)
+}
+
+/// A re-export must plan the very batches that were recorded (same routes, same lines).
+fn check_plan_matches_record(
+    run: &RunRecord,
+    plan: &[PlannedBatch],
+    recorded: &[BatchRecord],
+    routes: &[ResolvedRoute<'_>],
+) -> anyhow::Result<()> {
+    let planned: Vec<_> = plan
+        .iter()
+        .map(|b| {
+            (
+                b.batch_id.as_str(),
+                routes[b.route_index].route.layout.as_str(),
+                i64::from(b.record_count),
+                b.total.as_i64(),
+            )
+        })
+        .collect();
+    let stored: Vec<_> = recorded
+        .iter()
+        .map(|b| {
+            (
+                b.batch_id.as_str(),
+                b.layout.as_str(),
+                b.record_count,
+                b.total_fen,
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        planned == stored,
+        "run {} was exported as {stored:?} but now plans {planned:?} (were the routes changed?); nothing was written",
+        run.run_id
+    );
+    Ok(())
+}
+
+/// One batch rendered, checked and signed.
+struct ExportedBatch {
+    record: BatchRecord,
+    bytes: Vec<u8>,
+    signature: Vec<u8>,
+    payments: Vec<PaymentRecord>,
+}
+
+async fn export_batch(
+    store: &Store,
+    run: &RunRecord,
+    routes: &[Route],
+    resolved: &ResolvedRoute<'_>,
+    planned: &PlannedBatch,
+    key: &SigningKey,
+    out_dir: &Path,
+) -> anyhow::Result<ExportedBatch> {
+    let (batch, payments) = build_batch(store, run, routes, planned).await?;
+    let rendered = render_payment_file(resolved.layout, &batch).map_err(|error| {
+        Refusal::message(format!("run {}: {error}; nothing was exported", run.run_id))
+    })?;
+    check_rendered(resolved.layout, planned, &batch, &rendered)?;
+    let name = file_name(&planned.batch_id, resolved.layout.kind());
+    let signature = sign_file(key, &rendered.bytes, &out_dir.join(format!("{name}.sig")))?;
+    let record = BatchRecord {
+        batch_id: planned.batch_id.clone(),
+        run_id: run.run_id.clone(),
+        batch_seq: i64::from(planned.batch_seq),
+        layout: resolved.layout.name().to_string(),
+        bank_prefix: resolved.route.bank_prefix.clone(),
+        payer_account: resolved.route.payer_account.clone(),
+        pay_date: run.pay_date.clone(),
+        file_name: name,
+        record_count: i64::from(planned.record_count),
+        total_fen: planned.total.as_i64(),
+        sha256: sha256_hex(&rendered.bytes),
+        signature_algorithm: key.algorithm().as_str().to_string(),
+        key_id: key.key_id(),
+    };
+    Ok(ExportedBatch {
+        record,
+        bytes: rendered.bytes,
+        signature,
+        payments,
+    })
+}
+
+/// Pass 2 for one batch: its lines (those of its route within its line range), as
+/// instructions and as payment rows. Holds one batch, never the run.
+async fn build_batch(
+    store: &Store,
+    run: &RunRecord,
+    routes: &[Route],
+    planned: &PlannedBatch,
+) -> anyhow::Result<(PaymentBatch, Vec<PaymentRecord>)> {
+    let route = &routes[planned.route_index];
+    let memo = batch_memo(run);
+    let mut batch = PaymentBatch {
+        batch_id: planned.batch_id.clone(),
+        payer_account: route.payer_account.clone(),
+        payer_name: route.payer_name.clone(),
+        payer_bank_code: route.payer_bank_code.clone(),
+        pay_date: parse_date(&run.pay_date)
+            .with_context(|| format!("run {} pay date", run.run_id))?,
+        created_at: created_at_local(&run.created_at)?,
+        memo: memo.clone(),
+        payments: Vec::with_capacity(planned.record_count as usize),
+    };
+    let mut payments = Vec::with_capacity(planned.record_count as usize);
+    let mut after = planned.first_line_no - 1;
+    'pages: loop {
+        let page = store
+            .run_pay_lines_page(&run.run_id, after, LINES_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.line_no;
+        for line in &page {
+            if line.line_no > planned.last_line_no {
+                break 'pages;
+            }
+            let in_batch = route_index(routes, &line.bank_code)
+                .is_some_and(|index| planned.holds(index, line.line_no));
+            if !in_batch {
+                continue;
+            }
+            let seq = u32::try_from(batch.payments.len() + 1).context("batch too large")?;
+            batch.payments.push(PaymentInstruction {
+                seq,
+                end_to_end_id: line.end_to_end_id.clone(),
+                household_id: line.household_id.clone(),
+                account_number: line.account_number.clone(),
+                account_name: line.account_name.clone(),
+                id_number: line.head_id_number.clone(),
+                amount: line.payable,
+                bank_code: line.bank_code.clone(),
+                memo: memo.clone(),
+            });
+            payments.push(PaymentRecord::of_line(line));
+        }
+    }
+    Ok((batch, payments))
+}
+
+/// `2026-11低保金`: the month and what is paid.
+fn batch_memo(run: &RunRecord) -> String {
+    let what = if run.programme == "dibao" {
+        "低保金"
+    } else {
+        run.programme.as_str()
+    };
+    format!("{}{what}", run.month)
+}
+
+/// The run's creation time in China Standard Time (UTC+8, no daylight saving), which
+/// is what a bank reads in a file's creation timestamp.
+fn created_at_local(created_at: &str) -> anyhow::Result<chrono::NaiveDateTime> {
+    let china = chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8 is a valid offset")?;
+    Ok(chrono::DateTime::parse_from_rfc3339(created_at)
+        .with_context(|| format!("stored created_at {created_at:?} is not RFC 3339"))?
+        .with_timezone(&china)
+        .naive_local())
+}
+
+/// Before signing, the file must say what the plan says (fail closed): tabular files
+/// are parsed back and their count, total and end_to_end_ids compared; a pain.001
+/// file's rendered figures are compared (its schema is checked by the tests).
+fn check_rendered(
+    layout: &Layout,
+    planned: &PlannedBatch,
+    batch: &PaymentBatch,
+    rendered: &RenderedFile,
+) -> anyhow::Result<()> {
+    let planned_ids: HashSet<&str> = batch
+        .payments
+        .iter()
+        .map(|p| p.end_to_end_id.as_str())
+        .collect();
+    let rendered_figures = FileFigures {
+        record_count: rendered.record_count,
+        total: rendered.total,
+        end_to_end_ids: None,
+    };
+    check_against_plan(planned, &planned_ids, &rendered_figures)?;
+    if layout.kind() == LayoutKind::Iso20022Pain001 {
+        return Ok(());
+    }
+    let parsed = parse_payment_file(layout, &rendered.bytes).with_context(|| {
+        format!(
+            "batch {}: the rendered file does not parse back",
+            planned.batch_id
+        )
+    })?;
+    if let Some(batch_id) = parsed.batch_id.as_deref() {
+        anyhow::ensure!(
+            batch_id == planned.batch_id,
+            "batch {}: the file names batch {batch_id}",
+            planned.batch_id
+        );
+    }
+    let parsed_figures = FileFigures {
+        record_count: parsed.record_count,
+        total: parsed.total,
+        end_to_end_ids: Some(
+            parsed
+                .payments
+                .iter()
+                .map(|p| p.end_to_end_id.as_str())
+                .collect(),
+        ),
+    };
+    check_against_plan(planned, &planned_ids, &parsed_figures)?;
+    Ok(())
+}
+
+/// The detached signature over the file's bytes. An existing signature that verifies
+/// over the same bytes with this key is kept, so a re-export with a randomized scheme
+/// (ECDSA) changes no byte; a new one is verified before it is used.
+fn sign_file(key: &SigningKey, bytes: &[u8], signature_path: &Path) -> anyhow::Result<Vec<u8>> {
+    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
+    if let Ok(existing) = std::fs::read(signature_path) {
+        if verifier.verify(bytes, &existing).is_ok() {
+            return Ok(existing);
+        }
+    }
+    let signature = key.sign(bytes)?;
+    verifier
+        .verify(bytes, &signature)
+        .context("a fresh signature does not verify with its own key")?;
+    Ok(signature)
+}
+
+/// A re-exported file must be the one recorded.
+fn check_same_file(recorded: &BatchRecord, now: &BatchRecord) -> anyhow::Result<()> {
+    let same = recorded.batch_id == now.batch_id
+        && recorded.file_name == now.file_name
+        && recorded.sha256 == now.sha256
+        && recorded.record_count == now.record_count
+        && recorded.total_fen == now.total_fen;
+    anyhow::ensure!(
+        same,
+        "batch {}: the re-exported file differs from the one recorded (sha256 {} now {}); nothing was written",
+        recorded.batch_id,
+        recorded.sha256,
+        now.sha256
+    );
+    Ok(())
+}
+
+fn manifest_entry(record: &BatchRecord) -> ManifestFile {
+    ManifestFile {
+        file: record.file_name.clone(),
+        signature_file: format!("{}.sig", record.file_name),
+        batch_id: record.batch_id.clone(),
+        layout: record.layout.clone(),
+        bank_prefix: record.bank_prefix.clone(),
+        payer_account: record.payer_account.clone(),
+        pay_date: record.pay_date.clone(),
+        sha256: record.sha256.clone(),
+        record_count: u64::try_from(record.record_count).unwrap_or(0),
+        total: Fen::new(record.total_fen).to_yuan_string(),
+        total_fen: record.total_fen,
+        signature_algorithm: record.signature_algorithm.clone(),
+        key_id: record.key_id.clone(),
+    }
+}
+
+/// Moves the run to Exported (a re-export leaves it) and appends the audit entry: file
+/// count, payments, total, key and manifest hash; no personal data.
+#[allow(clippy::too_many_arguments)]
+async fn record_export(
+    transaction: &mut StoreTx,
+    run: &RunRecord,
+    state: RunState,
+    next: RunState,
+    manifest: &Manifest,
+    manifest_sha256: &str,
+    key: &SigningKey,
+    request: &ExportRequest<'_>,
+) -> anyhow::Result<()> {
+    assert_eq!(
+        (manifest.record_count, manifest.total_fen),
+        (u64::try_from(run.pay_count).unwrap_or(0), run.payable_fen),
+        "the files carry exactly the run's payable lines"
+    );
+    if next != state {
+        transaction.set_run_state(&run.run_id, state, next).await?;
+    }
+    let files: Vec<&str> = manifest.files.iter().map(|f| f.file.as_str()).collect();
+    let detail = format!(
+        "files={} [{}] payments={} total={} key_id={} manifest_sha256={manifest_sha256}{}",
+        manifest.file_count,
+        files.join(","),
+        manifest.record_count,
+        manifest.total,
+        key.key_id(),
+        if state == RunState::Exported {
+            " re-export"
+        } else {
+            ""
+        }
+    );
+    transaction
+        .append_audit(
+            request.now_text,
+            request.user,
+            "run.export",
+            &run.run_id,
+            &detail,
+        )
+        .await?;
+    Ok(())
+}
