@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod import;
+pub mod results;
 pub mod run;
 
 use crate::cli::args::{Cli, Command, ImportCommand};

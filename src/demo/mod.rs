@@ -3,6 +3,7 @@
 //! (import; create as `operator`; two approvers sign; export signed bank files); the
 //! summary says what was done, where the files are, and how a bank checks them.
 
+pub mod bank;
 pub mod generate;
 
 use crate::cli::{import, Context};
@@ -92,8 +93,62 @@ pub async fn run_demo(
     };
     let exported = export_run(store, &config, &request).await?;
     describe_export(&exported, &bank_files, &signing_key, &mut summary)?;
+    end_the_month(&context, store, &run.run_id, out, &mut summary).await?;
     store.close().await;
     Ok(DemoOutcome { summary })
+}
+
+/// The banks answer, the treasury books, and the month is reconciled.
+async fn end_the_month(
+    context: &Context,
+    store: &Store,
+    run_id: &str,
+    out: &Path,
+    summary: &mut String,
+) -> anyhow::Result<()> {
+    let now = context.now_text()?;
+    let actor = crate::engine::approve::Actor {
+        user: OPERATOR,
+        now_text: &now,
+    };
+    let results_dir = fresh_dir(&out.join("bank-results"))?;
+    let processed = now.get(..10).unwrap_or("2026-11-20");
+    let answers = bank::answer_batches(store, run_id, &results_dir, processed).await?;
+    for file in &answers.files {
+        let ingested = crate::engine::ingest::ingest_file(store, &actor, file, None).await?;
+        writeln!(
+            summary,
+            "  bank results {}: {} results, {} applied, {} households held, {} exceptions",
+            file.display(),
+            ingested.results,
+            ingested.applied,
+            ingested.holds,
+            ingested.exceptions
+        )?;
+    }
+    let treasury = out.join("inputs").join("treasury.csv");
+    std::fs::write(&treasury, &answers.treasury_csv)?;
+    let imported = import::import_file(context, &import::TREASURY, &treasury, "utf-8").await?;
+    writeln!(
+        summary,
+        "  imported treasury vouchers {:>6} rows from {}",
+        imported.rows,
+        treasury.display()
+    )?;
+    let report_dir = out.join("reconciliation");
+    let outcome =
+        crate::engine::reconcile::reconcile_run(store, &actor, run_id, &report_dir).await?;
+    writeln!(
+        summary,
+        "  reconciled: instructed {} = paid {} + failed {} + returned {} + pending {}; difference {}; {} exceptions; run {}",
+        outcome.instructed, outcome.paid, outcome.failed, outcome.returned, outcome.pending, outcome.difference, outcome.exceptions, outcome.state
+    )?;
+    writeln!(
+        summary,
+        "  report {}",
+        report_dir.join("report.html").display()
+    )?;
+    Ok(())
 }
 
 /// Who creates the demo's run; the approvers are other people (four eyes).

@@ -10,7 +10,7 @@ use crate::policy::calc::{apply_holds, compute, HouseholdMonth, PriorLine};
 use crate::policy::flag;
 use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
 use crate::store::values::{content_sha256, decision_values, household_values};
-use crate::store::{RunRecord, StandingRun, Store, StoreTx, TxLock};
+use crate::store::{HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock};
 use chrono::NaiveDate;
 use ring::digest::{Context, SHA256};
 use std::collections::{HashMap, HashSet};
@@ -34,6 +34,8 @@ struct SharedFacts {
     accounts: HashSet<String>,
     id_numbers: HashSet<String>,
     staff_relatives: HashSet<String>,
+    /// Households held after a failed payment, with the account that failed.
+    holds: HashMap<String, Vec<HouseholdHold>>,
 }
 
 /// Computes and stores a run; refuses a second standing run for an overlapping scope.
@@ -71,6 +73,9 @@ pub async fn create_run(
             .shared_values("head_id_number", request.month)
             .await?,
         staff_relatives: transaction.staff_relative_id_numbers().await?,
+        holds: group_by_household(transaction.household_holds().await?, |hold| {
+            hold.household_id.clone()
+        }),
     };
     let header = RunHeader {
         run_id: &run_id,
@@ -337,6 +342,19 @@ impl RunComputer<'_> {
             .contains(version.head_id_number.as_str())
         {
             flags.push(flag::SHARED_ID_NUMBER.into());
+        }
+        // Issue #5: a death reported by the bank holds every later line; a refused
+        // account holds the line only while the household still has that account.
+        let holds = self.facts.holds.get(version.household_id.as_str());
+        for hold in holds.into_iter().flatten() {
+            let name = match hold.reason_code.as_str() {
+                "MD07" => flag::BANK_REPORTED_DECEASED,
+                _ if hold.account_number == version.account_number.as_str() => flag::ACCOUNT_FAILED,
+                _ => continue,
+            };
+            if !flags.iter().any(|f| f == name) {
+                flags.push(name.into());
+            }
         }
     }
 }

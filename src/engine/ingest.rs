@@ -84,11 +84,7 @@ pub async fn ingest_file(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let mut transaction = store.begin().await?;
-    let mut applier = ResultApplier {
-        sha256: &sha256,
-        summary: &mut summary,
-        ..ResultApplier::default()
-    };
+    let mut applier = ResultApplier::new(&sha256, &mut summary);
     applier.file_level_checks(store, &parsed).await?;
     applier.apply(&mut transaction, &parsed).await?;
     let file_id = transaction
@@ -157,7 +153,6 @@ struct ChangedPayment {
 }
 
 /// Applies a file's results to the payments it names.
-#[derive(Default)]
 struct ResultApplier<'a> {
     sha256: &'a str,
     summary: &'a mut IngestSummary,
@@ -168,13 +163,19 @@ struct ResultApplier<'a> {
     holds: Vec<HouseholdHold>,
 }
 
-impl Default for &mut IngestSummary {
-    fn default() -> Self {
-        unreachable!("ResultApplier is always built with a summary")
+impl<'a> ResultApplier<'a> {
+    fn new(sha256: &'a str, summary: &'a mut IngestSummary) -> ResultApplier<'a> {
+        ResultApplier {
+            sha256,
+            summary,
+            payments: HashMap::new(),
+            changed: Vec::new(),
+            lines: Vec::new(),
+            exceptions: Vec::new(),
+            holds: Vec::new(),
+        }
     }
-}
 
-impl ResultApplier<'_> {
     fn exception(
         &mut self,
         run_id: Option<&str>,

@@ -5,5 +5,6 @@ pub mod approve;
 pub mod create_run;
 pub mod export;
 pub mod ingest;
+pub mod reconcile;
 
 pub use crate::cli::Refusal;

@@ -103,6 +103,11 @@ pub mod flag {
     pub const AMOUNT_ABOVE_MULTIPLE: &str = "amount_above_multiple";
     pub const NO_STANDARD: &str = "no_standard";
     pub const PASSBOOK_ACCOUNT: &str = "passbook_account";
+    /// The bank refused the account this line would pay (AC01/AC04/AC06/BE01): held
+    /// until civil affairs sends a corrected account (a new roster version).
+    pub const ACCOUNT_FAILED: &str = "account_failed";
+    /// The bank reported the account holder deceased (MD07).
+    pub const BANK_REPORTED_DECEASED: &str = "bank_reported_deceased";
 }
 
 impl Policy {
@@ -120,6 +125,8 @@ impl Policy {
             (flag::AMOUNT_ABOVE_MULTIPLE, FlagAction::Hold),
             (flag::NO_STANDARD, FlagAction::Hold),
             (flag::PASSBOOK_ACCOUNT, FlagAction::Warn),
+            (flag::ACCOUNT_FAILED, FlagAction::Hold),
+            (flag::BANK_REPORTED_DECEASED, FlagAction::Hold),
         ]
     }
 

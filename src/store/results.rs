@@ -321,3 +321,24 @@ impl StoreTx {
         Ok(())
     }
 }
+
+impl Store {
+    /// Every batch id ever exported (a voucher naming none of them is unmatched).
+    pub async fn all_batch_ids(&self) -> StoreResult<std::collections::HashSet<String>> {
+        let ids: Vec<String> = with_pool!(self, pool, Db => sqlx::query_scalar("SELECT batch_id FROM batch").fetch_all(pool).await?);
+        Ok(ids.into_iter().collect())
+    }
+}
+
+impl Store {
+    /// The lines a batch pays, in line order (for the demo's bank simulator).
+    pub async fn batch_lines(&self, batch_id: &str) -> StoreResult<Vec<crate::run::RunLine>> {
+        let sql = "SELECT l.* FROM run_line l JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
+                   WHERE p.batch_id = $1 ORDER BY l.line_no";
+        let lines = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(batch_id).fetch_all(pool).await?
+                .iter().map(crate::store::runs::line_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(lines)
+    }
+}

@@ -176,7 +176,7 @@ fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
     })
 }
 
-fn line_from_row(row: &impl PlainRow) -> StoreResult<RunLine> {
+pub(crate) fn line_from_row(row: &impl PlainRow) -> StoreResult<RunLine> {
     let status = row.text("status")?;
     let flags = row.text("flags")?;
     Ok(RunLine {
