@@ -220,10 +220,10 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             run::approver_add(context, args).await
         }
         Command::Keys(args::KeysCommand::Generate(args)) => run::keys_generate(context, args),
-        Command::Returns(_) => Err(NotYetAvailable("bank results arrive with issue #5").into()),
-        Command::Reconcile(_) => {
-            Err(NotYetAvailable("reconciliation arrives with issue #5").into())
+        Command::Returns(args::ReturnsCommand::Ingest(args)) => {
+            results::returns_ingest(context, args).await
         }
+        Command::Reconcile(args) => results::reconcile(context, args).await,
         Command::Serve(_) => {
             Err(NotYetAvailable("the scheduled service arrives with issue #6").into())
         }

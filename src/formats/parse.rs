@@ -194,7 +194,10 @@ pub fn parse_result_file(layout: &Layout, bytes: &[u8]) -> Result<ResultFile, Fo
     let batch_id = file.batch_text(Source::BatchId);
     Ok(ResultFile {
         format: layout.name().to_string(),
-        bank_file_id: batch_id.clone(),
+        // The tabular result layouts carry our batch id but no id of the bank's own
+        // for the file: a second file answering the same batch is a different file
+        // (identified by its SHA-256), whose answers are checked one by one.
+        bank_file_id: None,
         original_batch_id: batch_id,
         results,
     })

@@ -4,5 +4,6 @@
 mod cli;
 mod export;
 mod imports;
+mod results;
 mod runs;
 mod support;
