@@ -55,7 +55,15 @@ pub async fn reconcile_run(
     let exceptions = exceptions(store, &run, &facts).await?;
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let report = report_data(store, &run, &facts, &summary, &exceptions).await?;
+    let settled = store.open_payment_count(run_id).await? == 0
+        && summary.iter().all(|row| row.difference.is_zero());
+    let state_after = if settled {
+        next_state(state, RunEvent::Reconcile)?
+    } else {
+        state
+    };
+    let mut report = report_data(store, &run, &facts, &summary, &exceptions).await?;
+    report.state = state_after;
     let files = [
         ("summary.csv", write_summary_csv(&summary).into_bytes()),
         (
@@ -70,8 +78,6 @@ pub async fn reconcile_run(
     let total = summary
         .last()
         .expect("summary_rows always ends with the run row");
-    let settled = store.open_payment_count(run_id).await? == 0
-        && summary.iter().all(|row| row.difference.is_zero());
     let mut transaction = store.begin().await?;
     if settled && state == RunState::Exported {
         transaction
