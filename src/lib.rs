@@ -1,6 +1,7 @@
 //! disburse: the monthly dibao payment processor. See ARCHITECTURE.md for the codemap.
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -55,6 +55,17 @@ pub enum Command {
     Keys(KeysCommand),
     /// The scheduled service: cron-driven runs, inbox polling, HTTP API.
     Serve(ServeArgs),
+    /// Benchmark: the whole month on N generated households, stage by stage.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub households: u64,
+    /// Where the benchmark writes its database (SQLite default), files and bench.csv.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

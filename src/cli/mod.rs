@@ -224,6 +224,25 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             results::returns_ingest(context, args).await
         }
         Command::Reconcile(args) => results::reconcile(context, args).await,
+        Command::Bench(args) => {
+            // `--db` left at its default means a fresh SQLite file in the output
+            // directory; a PostgreSQL URL should name an empty database.
+            let bench_context = if context.db_url == "sqlite://disburse.db" {
+                std::fs::create_dir_all(&args.out)?;
+                let db = args.out.join("bench.db");
+                for stale in ["bench.db", "bench.db-wal", "bench.db-shm"] {
+                    let _ = std::fs::remove_file(args.out.join(stale));
+                }
+                Context::for_database(&format!("sqlite://{}", db.display()), context)
+            } else {
+                Context::for_database(&context.db_url, context)
+            };
+            let table =
+                crate::bench::run_bench(&bench_context, args.households, &args.out.join("run"))
+                    .await?;
+            println!("{table}");
+            Ok(())
+        }
         Command::Serve(_) => {
             Err(NotYetAvailable("the scheduled service arrives with issue #6").into())
         }

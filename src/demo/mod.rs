@@ -152,7 +152,7 @@ async fn end_the_month(
 }
 
 /// Who creates the demo's run; the approvers are other people (four eyes).
-const OPERATOR: &str = "operator";
+pub(crate) const OPERATOR: &str = "operator";
 /// The demo's approvers and the kinds of key they sign with.
 const APPROVERS: &[(&str, KeyAlgorithm)] = &[
     ("approver-li", KeyAlgorithm::Ed25519),
@@ -160,7 +160,7 @@ const APPROVERS: &[(&str, KeyAlgorithm)] = &[
 ];
 
 /// An empty directory (the demo's own output from an earlier demo is removed).
-fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
@@ -168,7 +168,11 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-async fn create_demo_run(store: &Store, config: &Config, now: &str) -> anyhow::Result<RunRecord> {
+pub(crate) async fn create_demo_run(
+    store: &Store,
+    config: &Config,
+    now: &str,
+) -> anyhow::Result<RunRecord> {
     let month = Month::parse("2026-11")?;
     let request = CreateRunRequest {
         programme: "dibao".to_string(),
@@ -185,7 +189,7 @@ async fn create_demo_run(store: &Store, config: &Config, now: &str) -> anyhow::R
 }
 
 /// Generates each approver's key, registers them, and approves as each.
-async fn approve_demo_run(
+pub(crate) async fn approve_demo_run(
     store: &Store,
     run_id: &str,
     keys: &Path,

@@ -1,0 +1,213 @@
+//! `disburse bench --households N [--db URL] [--out DIR]`: the whole month on N
+//! generated households, stage by stage, with rows per second, the total, the peak
+//! memory of the process, and a CSV of the figures. A benchmark, not a test: nothing
+//! here asserts a time.
+
+// Seconds and rates are measurements, not money: the one place floats are allowed.
+#![allow(clippy::float_arithmetic)]
+
+use crate::cli::{import, Context};
+use crate::demo::generate::RosterGenerator;
+use crate::demo::{approve_demo_run, bank, create_demo_run, fresh_dir, OPERATOR};
+use crate::engine::approve::Actor;
+use crate::engine::export::{export_run, ExportRequest};
+use crate::sign::KeyAlgorithm;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+/// One measured stage.
+pub struct StageFigure {
+    pub stage: &'static str,
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+/// Peak resident memory of this process (VmHWM), in KiB; 0 where /proc is absent.
+pub fn peak_memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Times one stage.
+async fn timed<T>(
+    figures: &mut Vec<StageFigure>,
+    stage: &'static str,
+    rows: impl Fn(&T) -> u64,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let value = work.await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rows = rows(&value);
+    tracing::info!(stage, rows, seconds, "bench stage");
+    figures.push(StageFigure {
+        stage,
+        rows,
+        seconds,
+    });
+    Ok(value)
+}
+
+/// Runs every stage on `context`'s database (which should be fresh) into `out`.
+pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow::Result<String> {
+    let mut figures = Vec::new();
+    fresh_dir(out)?;
+    let roster = out.join("roster.csv");
+    timed(&mut figures, "generate roster", |_| households, async {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&roster)?);
+        RosterGenerator::new(7).write_roster(&mut file, households, "2026-01")?;
+        file.flush()?;
+        Ok(())
+    })
+    .await?;
+    let imported = timed(
+        &mut figures,
+        "import roster",
+        |s: &import::ImportSummary| s.rows,
+        import::import_file(context, &import::ROSTER, &roster, "utf-8"),
+    )
+    .await?;
+    anyhow::ensure!(
+        imported.rows == households,
+        "imported {} of {households}",
+        imported.rows
+    );
+    let store = context.store().await?;
+    let config = context.config()?;
+    let now = context.now_text()?;
+    let run = timed(
+        &mut figures,
+        "compute run",
+        |r: &crate::store::RunRecord| r.line_count as u64,
+        create_demo_run(store, &config, &now),
+    )
+    .await?;
+    let keys = fresh_dir(&out.join("keys"))?;
+    let mut ignored = String::new();
+    timed(
+        &mut figures,
+        "approve",
+        |_| 2,
+        approve_demo_run(store, &run.run_id, &keys, &now, &mut ignored),
+    )
+    .await?;
+    let signing_key = keys.join("bank-signing.pem");
+    crate::sign::write_new_key_pair(&signing_key, KeyAlgorithm::Ed25519)?;
+    let files = fresh_dir(&out.join("bank-files"))?;
+    let request = ExportRequest {
+        run_id: &run.run_id,
+        out_dir: &files,
+        key_path: Some(&signing_key),
+        user: OPERATOR,
+        now_text: &now,
+    };
+    timed(
+        &mut figures,
+        "export A+B+C signed",
+        |_| run.pay_count as u64,
+        export_run(store, &config, &request),
+    )
+    .await?;
+    let results = fresh_dir(&out.join("bank-results"))?;
+    let answers = timed(
+        &mut figures,
+        "simulate banks",
+        |_| run.pay_count as u64,
+        bank::answer_batches(store, &run.run_id, &results, "2026-11-20"),
+    )
+    .await?;
+    let actor = Actor {
+        user: OPERATOR,
+        now_text: &now,
+    };
+    timed(
+        &mut figures,
+        "ingest results",
+        |_| run.pay_count as u64,
+        async {
+            for file in &answers.files {
+                crate::engine::ingest::ingest_file(store, &actor, file, None).await?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let treasury = out.join("treasury.csv");
+    std::fs::write(&treasury, &answers.treasury_csv)?;
+    timed(
+        &mut figures,
+        "import treasury",
+        |s: &import::ImportSummary| s.rows,
+        import::import_file(context, &import::TREASURY, &treasury, "utf-8"),
+    )
+    .await?;
+    let report = out.join("reconciliation");
+    let outcome = timed(
+        &mut figures,
+        "reconcile",
+        |_| run.pay_count as u64,
+        crate::engine::reconcile::reconcile_run(store, &actor, &run.run_id, &report),
+    )
+    .await?;
+    anyhow::ensure!(
+        outcome.difference == "0.00",
+        "the benchmark's month did not reconcile: {}",
+        outcome.difference
+    );
+    write_figures(&figures, households, store.backend_name(), out)
+}
+
+fn write_figures(
+    figures: &[StageFigure],
+    households: u64,
+    backend: &str,
+    out: &Path,
+) -> anyhow::Result<String> {
+    let total: f64 = figures
+        .iter()
+        .filter(|f| f.stage != "generate roster" && f.stage != "simulate banks")
+        .map(|f| f.seconds)
+        .sum();
+    let peak_mib = peak_memory_kib() / 1024;
+    let mut table = format!(
+        "disburse bench: {households} households on {backend}\n  {:<22} {:>10} {:>9} {:>12}\n",
+        "stage", "rows", "seconds", "rows/s"
+    );
+    let mut csv = String::from("backend,households,stage,rows,seconds,rows_per_second\n");
+    for figure in figures {
+        let rate = if figure.seconds > 0.0 {
+            figure.rows as f64 / figure.seconds
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            table,
+            "  {:<22} {:>10} {:>9.3} {:>12.0}",
+            figure.stage, figure.rows, figure.seconds, rate
+        );
+        let _ = writeln!(
+            csv,
+            "{backend},{households},{},{},{:.3},{:.0}",
+            figure.stage, figure.rows, figure.seconds, rate
+        );
+    }
+    let _ = writeln!(
+        table,
+        "  total (our stages)     {:>10} {total:>9.3}\n  peak memory            {peak_mib} MiB",
+        households
+    );
+    let _ = writeln!(csv, "{backend},{households},total,{households},{total:.3},\n{backend},{households},peak_memory_mib,{peak_mib},,");
+    std::fs::write(out.join("bench.csv"), csv)?;
+    let _ = writeln!(table, "  figures in {}", out.join("bench.csv").display());
+    Ok(table)
+}
