@@ -14,7 +14,9 @@ use crate::formats::{load_builtin, parse_result_file, spec::find};
 use crate::reconcile::exception::ExceptionKind;
 use crate::reconcile::next_step::{follow_up, NextStep};
 use crate::reconcile::state::{apply_result, ResultsSeen, Transition};
-use crate::store::{HouseholdHold, InstructedPayment, ResultLine, Store, StoreTx, StoredException};
+use crate::store::{
+    HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, Store, StoreTx, StoredException,
+};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -376,14 +378,31 @@ impl<'a> ResultApplier<'a> {
         file_id: i64,
         at: &str,
     ) -> anyhow::Result<()> {
+        // One update per payment, with the last result's reason: the state already
+        // folds every result of the file.
+        let mut updates: Vec<PaymentUpdate> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
         for change in std::mem::take(&mut self.changed) {
             let payment = &self.payments[&change.end_to_end_id];
-            let text = change.reason_text.as_deref().map(mask_digits_in_text);
-            let (code, serial) = (change.reason_code.as_deref(), change.bank_serial.as_deref());
-            transaction
-                .update_payment(payment, code, text.as_deref(), serial, self.sha256, at)
-                .await?;
+            let update = PaymentUpdate {
+                end_to_end_id: change.end_to_end_id.clone(),
+                status: payment.status.clone(),
+                results_seen: payment.results_seen,
+                reason_code: change.reason_code,
+                reason_text: change.reason_text.as_deref().map(mask_digits_in_text),
+                bank_serial: change.bank_serial,
+            };
+            match position.get(&change.end_to_end_id) {
+                Some(&index) => updates[index] = update,
+                None => {
+                    position.insert(change.end_to_end_id, updates.len());
+                    updates.push(update);
+                }
+            }
         }
+        transaction
+            .update_payments(&updates, self.sha256, at)
+            .await?;
         transaction
             .insert_result_lines(file_id, &self.lines)
             .await?;

@@ -17,7 +17,7 @@ pub mod values;
 
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
-pub use results::{HouseholdHold, InstructedPayment, ResultLine, StoredException};
+pub use results::{HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, StoredException};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

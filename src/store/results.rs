@@ -26,6 +26,17 @@ pub struct InstructedPayment {
     pub account_number: String,
 }
 
+/// A payment's new state and the reason and serial of the result that set it.
+#[derive(Clone, Debug)]
+pub struct PaymentUpdate {
+    pub end_to_end_id: String,
+    pub status: String,
+    pub results_seen: i64,
+    pub reason_code: Option<String>,
+    pub reason_text: Option<String>,
+    pub bank_serial: Option<String>,
+}
+
 /// One result line as received, and what it did (`applied`, `unchanged`, `exception`).
 #[derive(Clone, Debug)]
 pub struct ResultLine {
@@ -236,24 +247,32 @@ impl StoreTx {
         Ok(found)
     }
 
-    /// Stores a payment's new state and last reason.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn update_payment(
+    /// Stores payments' new states and last reasons, in multi-row statements.
+    pub async fn update_payments(
         &mut self,
-        payment: &InstructedPayment,
-        reason_code: Option<&str>,
-        reason_text: Option<&str>,
-        bank_serial: Option<&str>,
+        updates: &[PaymentUpdate],
         result_sha256: &str,
         at: &str,
     ) -> StoreResult<()> {
-        let sql = "UPDATE payment SET status = $1, results_seen = $2, reason_code = COALESCE($3, reason_code), \
-                   reason_text = COALESCE($4, reason_text), bank_serial = COALESCE($5, bank_serial), \
-                   result_sha256 = $6, status_updated_at = $7 WHERE end_to_end_id = $8";
-        with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(&payment.status).bind(payment.results_seen).bind(reason_code).bind(reason_text)
-                .bind(bank_serial).bind(result_sha256).bind(at).bind(&payment.end_to_end_id).execute(&mut *conn).await?;
-        });
+        for chunk in updates.chunks(INSERT_BATCH_ROWS) {
+            with_tx!(self, conn, Db => {
+                let mut query = QueryBuilder::<Db>::new("WITH v (e2e, status, seen, code, reason, serial) AS (");
+                query.push_values(chunk, |mut values, update| {
+                    values.push_bind(update.end_to_end_id.clone()).push_bind(update.status.clone())
+                        .push_bind(update.results_seen).push_bind(update.reason_code.clone())
+                        .push_bind(update.reason_text.clone()).push_bind(update.bank_serial.clone());
+                });
+                query.push(") UPDATE payment SET status = v.status, results_seen = v.seen, \
+                            reason_code = COALESCE(v.code, payment.reason_code), \
+                            reason_text = COALESCE(v.reason, payment.reason_text), \
+                            bank_serial = COALESCE(v.serial, payment.bank_serial), result_sha256 = ");
+                query.push_bind(result_sha256.to_string());
+                query.push(", status_updated_at = ");
+                query.push_bind(at.to_string());
+                query.push(" FROM v WHERE payment.end_to_end_id = v.e2e");
+                query.build().execute(&mut *conn).await?;
+            });
+        }
         Ok(())
     }
 
