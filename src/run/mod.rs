@@ -309,6 +309,74 @@ mod tests {
         );
     }
 
+    fn line(line_no: i64, payable: i64, status: LineStatus) -> RunLine {
+        RunLine {
+            line_no,
+            household_id: format!("H{line_no}"),
+            approved_from: Month::parse("2026-01").unwrap(),
+            region_code: "210102".into(),
+            area: "urban".into(),
+            status,
+            base: Fen::new(payable),
+            supplements: Fen::ZERO,
+            arrears: Fen::ZERO,
+            reduction: Fen::ZERO,
+            recovery: Fen::ZERO,
+            payable: Fen::new(payable),
+            bank_code: "102221000018".into(),
+            account_number: "6222021234567890128".into(),
+            account_name: "张三".into(),
+            head_id_number: "11010519491231002X".into(),
+            end_to_end_id: end_to_end_id("DB", 1, line_no),
+            flags: Vec::new(),
+            arrears_sources: Vec::new(),
+        }
+    }
+
+    fn digest_of(lines: &[RunLine]) -> (String, RunTotals) {
+        let header = RunHeader {
+            run_id: "R202611-000001",
+            programme: "dibao",
+            month: Month::parse("2026-11").unwrap(),
+            scope: "",
+            pay_date: "2026-11-20",
+        };
+        let mut digest = RunDigest::new(&header);
+        lines.iter().for_each(|line| digest.add_line(line));
+        digest.finish("inputs")
+    }
+
+    proptest::proptest! {
+        /// Lines sum to the run's totals; the same lines give the same digest; any
+        /// change to one line's money or account changes it (approvals then void).
+        #[test]
+        fn totals_and_digest_follow_the_lines(
+            amounts in proptest::collection::vec((0i64..1_000_000, 0u8..4), 1..60),
+            changed in 0usize..60,
+        ) {
+            let statuses = [LineStatus::Pay, LineStatus::Hold, LineStatus::Stopped, LineStatus::Zero];
+            let lines: Vec<RunLine> = amounts
+                .iter()
+                .enumerate()
+                .map(|(i, (fen, s))| line(i as i64 + 1, *fen, statuses[*s as usize]))
+                .collect();
+            let (digest, totals) = digest_of(&lines);
+            let paid: i64 = lines.iter().filter(|l| l.status == LineStatus::Pay).map(|l| l.payable.as_i64()).sum();
+            let held: i64 = lines.iter().filter(|l| l.status == LineStatus::Hold).map(|l| l.payable.as_i64()).sum();
+            proptest::prop_assert_eq!(totals.payable, Fen::new(paid));
+            proptest::prop_assert_eq!(totals.hold, Fen::new(held));
+            proptest::prop_assert_eq!(totals.line_count, lines.len() as i64);
+            proptest::prop_assert_eq!(&digest_of(&lines).0, &digest);
+            let mut edited = lines.clone();
+            let index = changed % edited.len();
+            edited[index].payable = edited[index].payable.plus(Fen::new(1));
+            proptest::prop_assert_ne!(&digest_of(&edited).0, &digest);
+            let mut redirected = lines.clone();
+            redirected[index].account_number = "6222021234567890136".into();
+            proptest::prop_assert_ne!(&digest_of(&redirected).0, &digest);
+        }
+    }
+
     #[test]
     fn approvals_need_distinct_non_creators_on_the_current_digest() {
         let approval = |who: &str, digest: &str, valid: bool| ApprovalRecord {

@@ -511,3 +511,86 @@ fn real_world_samples_become_exceptions_never_crashes() {
         );
     }
 }
+
+/// A camt.054 return of one of our payments (CONTRACTS §3.4 R3).
+fn camt054_return(end_to_end_id: &str, amount: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"><BkToCstmrDbtCdtNtfctn>
+<GrpHdr><MsgId>RTN-{end_to_end_id}</MsgId><CreDtTm>2026-11-25T18:00:00+08:00</CreDtTm></GrpHdr>
+<Ntfctn><Id>N1</Id><Acct><Id><Othr><Id>110060149018001234567</Id></Othr></Id></Acct>
+<Ntry><Amt Ccy="CNY">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd>true</RvslInd><Sts><Cd>BOOK</Cd></Sts>
+<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>RRTN</SubFmlyCd></Fmly></Domn></BkTxCd>
+<NtryDtls><TxDtls><Refs><EndToEndId>{end_to_end_id}</EndToEndId></Refs><Amt Ccy="CNY">{amount}</Amt>
+<RtrInf><Rsn><Cd>AC04</Cd></Rsn><AddtlInf>收款人账户已销户，款项退回</AddtlInf></RtrInf></TxDtls></NtryDtls></Ntry>
+</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>
+"#
+    )
+}
+
+#[test]
+fn a_camt054_return_after_payment_makes_it_returned_and_reconciles() {
+    for db in TestDb::both() {
+        let month = exported_month(&db);
+        ingest(&db, &month.results);
+        let r1 = month
+            .results
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(".result.txt"))
+            .unwrap();
+        let raw = std::fs::read(r1).unwrap();
+        let (text, _, _) = encoding_rs::GBK.decode(&raw);
+        let paid: Vec<&str> = text
+            .lines()
+            .find(|l| l.contains("|S|"))
+            .unwrap()
+            .split('|')
+            .collect();
+        let (amount, end_to_end_id, batch_id) = (
+            paid[4].to_string(),
+            paid[9].to_string(),
+            text.split('|').nth(2).unwrap().to_string(),
+        );
+        let returned = db.write("return.xml", camt054_return(&end_to_end_id, &amount));
+        let output = ingest(&db, &[returned.clone()]);
+        assert!(output.contains("1 applied"), "{}: {output}", db.backend);
+        // The treasury takes the returned money back with a refund naming the funding.
+        let mut vouchers = std::fs::read_to_string(db.path("treasury.csv")).unwrap();
+        let funding = vouchers
+            .lines()
+            .find(|l| l.contains(",5201,") && l.contains(&batch_id))
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string();
+        let bank_code = vouchers
+            .lines()
+            .find(|l| l.contains(&batch_id))
+            .unwrap()
+            .split(',')
+            .nth(4)
+            .unwrap()
+            .to_string();
+        vouchers.push_str(&format!(
+            "RTN0001,2302,{funding},{batch_id},{bank_code},{amount},2026-11-26\n"
+        ));
+        let treasury = db.write("treasury.csv", vouchers);
+        assert_exit(
+            &db.run(&["import", "treasury", treasury.to_str().unwrap()]),
+            0,
+        );
+        let (summary, _, _) = reconcile(&db, &month.run_id, &db.path("reconciliation"));
+        let row = run_row(&summary);
+        assert_eq!(
+            (row[9].as_str(), row[10].as_str()),
+            ("1", amount.as_str()),
+            "{}: returned",
+            db.backend
+        );
+        assert_eq!(row[15], "0.00", "{}: {summary}", db.backend);
+        // An older "paid" arriving again after the return changes nothing (FAILURES #8).
+        let again = ingest(&db, &[returned]);
+        assert!(again.contains("already ingested"), "{again}");
+    }
+}
