@@ -552,7 +552,7 @@ fn a_camt054_return_after_payment_makes_it_returned_and_reconciles() {
             text.split('|').nth(2).unwrap().to_string(),
         );
         let returned = db.write("return.xml", camt054_return(&end_to_end_id, &amount));
-        let output = ingest(&db, &[returned.clone()]);
+        let output = ingest(&db, std::slice::from_ref(&returned));
         assert!(output.contains("1 applied"), "{}: {output}", db.backend);
         // The treasury takes the returned money back with a refund naming the funding.
         let mut vouchers = std::fs::read_to_string(db.path("treasury.csv")).unwrap();
