@@ -1892,25 +1892,6 @@ mod tests {
         );
     }
 
-    /// `cargo test --release --lib xml_results_throughput -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn xml_results_throughput() {
-        let tx = r#"<TxInfAndSts><OrgnlEndToEndId>E2024030000001</OrgnlEndToEndId><TxSts>RJCT</TxSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf><OrgnlTxRef><Amt><InstdAmt Ccy="CNY">523.40</InstdAmt></Amt></OrgnlTxRef></TxInfAndSts>
-"#;
-        let n = 1_000_000;
-        let doc = pain_doc(&tx.repeat(n));
-        let start = std::time::Instant::now();
-        let limits = XmlLimits {
-            max_bytes: usize::MAX,
-            ..XmlLimits::default()
-        };
-        let file = parse_xml_result_with_limits(doc.as_bytes(), &limits).unwrap();
-        let secs = start.elapsed().as_secs_f64();
-        assert_eq!(file.results.len(), n);
-        eprintln!("{n} results, {} MB in {secs:.3}s", doc.len() / 1_000_000);
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
