@@ -52,7 +52,12 @@ impl Store {
     }
 
     /// Extends `holder`'s lease; false when it was lost (expired and taken).
-    pub async fn renew_lease(&self, name: &str, holder: &str, expires_at: &str) -> StoreResult<bool> {
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at: &str,
+    ) -> StoreResult<bool> {
         let sql = "UPDATE lease SET expires_at = $3 WHERE name = $1 AND holder = $2";
         let affected = with_pool!(self, pool, Db => {
             sqlx::query(sql).bind(name).bind(holder).bind(expires_at).execute(pool).await?.rows_affected()
@@ -108,7 +113,9 @@ impl Store {
     /// (value, count) of `run.state` or `payment.status`.
     pub async fn counts_by(&self, what: CountOf) -> StoreResult<Vec<(String, i64)>> {
         let sql = match what {
-            CountOf::RunState => "SELECT state AS k, COUNT(*) AS n FROM run GROUP BY state ORDER BY 1",
+            CountOf::RunState => {
+                "SELECT state AS k, COUNT(*) AS n FROM run GROUP BY state ORDER BY 1"
+            }
             CountOf::PaymentStatus => {
                 "SELECT status AS k, COUNT(*) AS n FROM payment GROUP BY status ORDER BY 1"
             }
