@@ -5,4 +5,5 @@ mod cli;
 mod export;
 mod imports;
 mod runs;
+mod service;
 mod support;
