@@ -574,7 +574,10 @@ fn scheduler_computes_once_on_the_day_and_exports_once_approved() {
         ),
         0,
     );
-    assert_eq!(tick("2026-11-21T01:00:00Z", "b").exported, [run_id.clone()]);
+    assert_eq!(
+        tick("2026-11-21T01:00:00Z", "b").exported,
+        std::slice::from_ref(&run_id)
+    );
     assert!(db
         .path("outbox")
         .join(&run_id)
