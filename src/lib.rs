@@ -14,6 +14,7 @@ pub mod imports;
 pub mod policy;
 pub mod reconcile;
 pub mod run;
+pub mod service;
 pub mod sign;
 pub mod store;
 pub mod telemetry;

@@ -55,6 +55,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// The scheduled service: cron-driven runs, inbox polling, HTTP API.
     Serve(ServeArgs),
+    /// API tokens for the service (`--user NAME` is the person the token is for).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Benchmark: the whole month on N generated households, stage by stage.
     Bench(BenchArgs),
 }
@@ -156,6 +159,9 @@ pub struct RunApproveArgs {
     /// The approver's PKCS#8 private key (mode 0600).
     #[arg(long)]
     pub key: PathBuf,
+    /// Print the base64 signature instead of recording it (for the service's page or API).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,4 +238,21 @@ pub struct KeysGenerateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address the HTTP API and page listen on (port 0: any free port, printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a bearer token to the person named by `--user`; printed once.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// operator, approver or auditor
+    #[arg(long)]
+    pub role: String,
+}

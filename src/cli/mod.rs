@@ -136,7 +136,7 @@ impl Context {
     }
 }
 
-fn login_name() -> String {
+pub fn login_name() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_string())
@@ -215,6 +215,9 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Run(args::RunCommand::Approve(args)) if args.offline => {
+            crate::service::approve_offline(context, &args).await
+        }
         Command::Run(command) => run::run_command(context, command).await,
         Command::Approver(args::ApproverCommand::Add(args)) => {
             run::approver_add(context, args).await
@@ -243,8 +246,9 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             println!("{table}");
             Ok(())
         }
-        Command::Serve(_) => {
-            Err(NotYetAvailable("the scheduled service arrives with issue #6").into())
+        Command::Serve(args) => crate::service::serve(context, &args).await,
+        Command::Token(args::TokenCommand::Create(args)) => {
+            crate::service::token_create(context, &args).await
         }
     }
 }

@@ -68,6 +68,18 @@ pub async fn approve_run(
     run_id: &str,
     key_path: &Path,
 ) -> anyhow::Result<RunRecord> {
+    let (run, approver, signature) = sign_approval(store, actor, run_id, key_path).await?;
+    record_approval(store, actor, &run, &approver, &signature).await
+}
+
+/// Signs the run's approval message with the acting approver's own key, after the same
+/// checks as `approve_run`, and records nothing (`run approve --offline`).
+pub async fn sign_approval(
+    store: &Store,
+    actor: &Actor<'_>,
+    run_id: &str,
+    key_path: &Path,
+) -> anyhow::Result<(RunRecord, ApproverRecord, Vec<u8>)> {
     let run = load_run(store, run_id).await?;
     let state = run.state()?;
     if !matches!(state, RunState::Computed | RunState::Approved) {
@@ -95,12 +107,48 @@ pub async fn approve_run(
         ))
         .into());
     }
+    let message = approval_message(
+        &run.run_id,
+        &run.digest,
+        run.pay_count,
+        Fen::new(run.payable_fen),
+    );
     if approver.name == run.created_by {
+        return Err(creator_refusal(&approver.name, run_id).into());
+    }
+    let signature = key.sign(&message)?;
+    Ok((run, approver, signature))
+}
+
+fn creator_refusal(name: &str, run_id: &str) -> Refusal {
+    Refusal::message(format!(
+        "{name} created run {run_id} and cannot approve it (four eyes)"
+    ))
+}
+
+/// Records `approver`'s signature over the run's approval message, exactly as `run
+/// approve` does, wherever the signature was made (the CLI, or the approver's browser
+/// or `--offline` for the HTTP API): verified against the registered key, refused for
+/// the creator or a second approval of the same digest, audited, and the run moved to
+/// Approved once approvals cover its digest. Returns the run afterwards.
+pub async fn record_approval(
+    store: &Store,
+    actor: &Actor<'_>,
+    run: &RunRecord,
+    approver: &ApproverRecord,
+    signature: &[u8],
+) -> anyhow::Result<RunRecord> {
+    let run_id = run.run_id.as_str();
+    let state = run.state()?;
+    if !matches!(state, RunState::Computed | RunState::Approved) {
         return Err(Refusal::message(format!(
-            "{} created run {run_id} and cannot approve it (four eyes)",
-            approver.name
+            "run {run_id} is {}: nothing to approve",
+            state.as_str()
         ))
         .into());
+    }
+    if approver.name == run.created_by {
+        return Err(creator_refusal(&approver.name, run_id).into());
     }
     let message = approval_message(
         &run.run_id,
@@ -108,14 +156,13 @@ pub async fn approve_run(
         run.pay_count,
         Fen::new(run.payable_fen),
     );
-    let signature = key.sign(&message)?;
     VerifyingKey::from_spki_pem(&approver.public_key_pem)?
-        .verify(&message, &signature)
+        .verify(&message, signature)
         .map_err(|_| {
-            anyhow::anyhow!(
+            Refusal::message(format!(
                 "the signature does not verify against {}'s registered key",
                 approver.name
-            )
+            ))
         })?;
     let existing = store.approvals(run_id).await?;
     if existing
@@ -131,10 +178,10 @@ pub async fn approve_run(
     let mut transaction = store.begin().await?;
     transaction
         .insert_approval(
-            &run,
+            run,
             &approver.name,
-            &key.key_id(),
-            &hex::encode(&signature),
+            &approver.key_id,
+            &hex::encode(signature),
             actor.now_text,
         )
         .await?;
@@ -148,7 +195,7 @@ pub async fn approve_run(
         .append_audit(actor.now_text, actor.user, "run.approve", run_id, &detail)
         .await?;
     transaction.commit().await?;
-    if approvals_complete(store, &run).await? && state == RunState::Computed {
+    if approvals_complete(store, run).await? && state == RunState::Computed {
         let mut transaction = store.begin().await?;
         let next = next_state(state, RunEvent::ApprovalsComplete)?;
         transaction.set_run_state(run_id, state, next).await?;

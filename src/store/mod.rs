@@ -13,12 +13,14 @@ mod export;
 mod imports;
 mod results;
 mod runs;
+mod service;
 pub mod values;
 
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
 pub use results::{HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, StoredException};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
+pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

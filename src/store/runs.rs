@@ -153,7 +153,7 @@ impl RunRecord {
     }
 }
 
-fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
+pub(crate) fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
     Ok(RunRecord {
         run_id: row.text("run_id")?,
         run_no: row.int("run_no")?,

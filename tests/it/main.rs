@@ -6,4 +6,5 @@ mod export;
 mod imports;
 mod results;
 mod runs;
+mod service;
 mod support;
