@@ -286,66 +286,33 @@ async fn diff(context: &Context, run_id: &str, threshold: &str) -> anyhow::Resul
         );
         return Ok(());
     };
-    let before = payable_by_household(store, &previous.run_id).await?;
-    let after = payable_by_household(store, run_id).await?;
-    let mut rows = Vec::new();
-    for (household, now) in &after {
-        match before.get(household) {
-            None => rows.push(("new", household.clone(), None, Some(*now))),
-            Some(was) if changed_more_than(*was, *now, threshold) => {
-                rows.push(("changed", household.clone(), Some(*was), Some(*now)))
-            }
-            Some(_) => {}
-        }
-    }
-    rows.extend(
-        before
-            .iter()
-            .filter(|(h, _)| !after.contains_key(*h))
-            .map(|(h, was)| ("exited", h.clone(), Some(*was), None)),
-    );
-    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let before = store.pay_amounts_by_household(&previous.run_id).await?;
+    let after = store.pay_amounts_by_household(run_id).await?;
+    let rows = crate::run::diff::diff_rows(&before, &after, threshold);
     let show = |fen: Option<Fen>| fen.map(|f| f.to_string()).unwrap_or_default();
     let mut human = format!(
         "run {run_id} against {}: change,household_id,before,after",
         previous.run_id
     );
-    for (kind, household, was, now) in &rows {
-        let _ = write!(human, "\n{kind},{household},{},{}", show(*was), show(*now));
+    for row in &rows {
+        let _ = write!(
+            human,
+            "\n{},{},{},{}",
+            row.change,
+            row.household_id,
+            show(row.before),
+            show(row.after)
+        );
     }
-    let json_rows: Vec<_> = rows.iter().map(|(k, h, w, n)| serde_json::json!({"change": k, "household_id": h, "before": show(*w), "after": show(*n)})).collect();
+    let json_rows: Vec<_> = rows
+        .iter()
+        .map(crate::run::diff::DiffRow::to_json)
+        .collect();
     context.answer(
         &human,
         serde_json::json!({"previous": previous.run_id, "rows": json_rows}),
     );
     Ok(())
-}
-
-/// FAILURES #14: a household whose paid amount moves by more than the threshold share.
-fn changed_more_than(before: Fen, after: Fen, threshold: Decimal) -> bool {
-    let difference = Decimal::from((after.as_i64() - before.as_i64()).abs());
-    let base = Decimal::from(before.as_i64().max(1));
-    difference / base > threshold
-}
-
-async fn payable_by_household(
-    store: &crate::store::Store,
-    run_id: &str,
-) -> anyhow::Result<std::collections::BTreeMap<String, Fen>> {
-    let mut map = std::collections::BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = store.run_lines_page(run_id, after, LINES_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.line_no;
-        for line in page
-            .into_iter()
-            .filter(|l| l.status == crate::policy::calc::LineStatus::Pay)
-        {
-            map.insert(line.household_id, line.payable);
-        }
-    }
-    Ok(map)
 }
 
 pub async fn approver_add(context: &Context, args: ApproverAddArgs) -> anyhow::Result<()> {

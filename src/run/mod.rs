@@ -5,6 +5,8 @@
 //! position, both fixed at compute time, so recomputing the same inputs gives the same
 //! ids and the same digest; run numbers are never reused, so ids never repeat.
 
+pub mod diff;
+
 use crate::domain::money::Fen;
 use crate::domain::month::Month;
 use crate::policy::calc::{ArrearsSource, LineStatus};

@@ -265,32 +265,18 @@ async fn run_diff(
     let Some(previous) = state.store.previous_run(&run).await? else {
         return Ok(Json(json!({"run_id": id, "previous": null, "rows": []})));
     };
-    let before = payable_by_household(&state.store, &previous.run_id).await?;
-    let after = payable_by_household(&state.store, &id).await?;
-    let rows = crate::service::diff::diff_rows(&before, &after, threshold);
+    let before = state
+        .store
+        .pay_amounts_by_household(&previous.run_id)
+        .await?;
+    let after = state.store.pay_amounts_by_household(&id).await?;
+    let rows = crate::run::diff::diff_rows(&before, &after, threshold)
+        .iter()
+        .map(crate::run::diff::DiffRow::to_json)
+        .collect::<Vec<_>>();
     Ok(Json(
         json!({"run_id": id, "previous": previous.run_id, "rows": rows}),
     ))
-}
-
-async fn payable_by_household(
-    store: &crate::store::Store,
-    run_id: &str,
-) -> ApiResult<std::collections::BTreeMap<String, Fen>> {
-    let mut map = std::collections::BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = store.run_lines_page(run_id, after, LINES_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.line_no;
-        for line in page
-            .into_iter()
-            .filter(|l| l.status == crate::policy::calc::LineStatus::Pay)
-        {
-            map.insert(line.household_id, line.payable);
-        }
-    }
-    Ok(map)
 }
 
 async fn approval_message_of(

@@ -1,44 +1,10 @@
-//! Pure pieces of the API's answers: a run against last month's (FAILURES #14) and the
-//! Prometheus text of `/metrics`.
+//! The Prometheus text of `/metrics`. Pure. (A run against last month's is
+//! `run::diff`, shared with the CLI.)
 //!
-//! **Invariants:** amounts stay `Fen`; a share is compared as a `Decimal`, never a float;
-//! metric label values come from fixed state names, so no personal data can appear.
+//! **Invariant:** metric label values come from fixed state names, so no personal data
+//! can appear.
 
-use crate::domain::money::Fen;
-use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// `new`, `changed` (by more than `threshold` of before) and `exited` households.
-pub fn diff_rows(
-    before: &BTreeMap<String, Fen>,
-    after: &BTreeMap<String, Fen>,
-    threshold: Decimal,
-) -> Vec<serde_json::Value> {
-    let row = |change: &str, household: &str, was: Option<Fen>, now: Option<Fen>| {
-        let show = |fen: Option<Fen>| fen.map(|f| f.to_string()).unwrap_or_default();
-        serde_json::json!({"change": change, "household_id": household, "before": show(was), "after": show(now)})
-    };
-    let mut rows = Vec::new();
-    for (household, now) in after {
-        match before.get(household) {
-            None => rows.push(row("new", household, None, Some(*now))),
-            Some(was) if changed_more_than(*was, *now, threshold) => {
-                rows.push(row("changed", household, Some(*was), Some(*now)))
-            }
-            Some(_) => {}
-        }
-    }
-    for (household, was) in before.iter().filter(|(h, _)| !after.contains_key(*h)) {
-        rows.push(row("exited", household, Some(*was), None));
-    }
-    rows
-}
-
-fn changed_more_than(before: Fen, after: Fen, threshold: Decimal) -> bool {
-    let difference = Decimal::from((after.as_i64() - before.as_i64()).abs());
-    difference / Decimal::from(before.as_i64().max(1)) > threshold
-}
 
 /// `/metrics`: runs by state, payments by status, the last successful schedule tick.
 pub fn metrics_text(runs: &[(String, i64)], payments: &[(String, i64)], last_tick: i64) -> String {
@@ -80,31 +46,6 @@ fn label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn diff_finds_new_changed_and_exited() {
-        let before = BTreeMap::from([
-            ("a".to_string(), Fen::new(1000)),
-            ("b".into(), Fen::new(1000)),
-            ("c".into(), Fen::new(5)),
-        ]);
-        let after = BTreeMap::from([
-            ("a".to_string(), Fen::new(1100)),
-            ("b".into(), Fen::new(1300)),
-            ("d".into(), Fen::new(7)),
-        ]);
-        let rows = diff_rows(&before, &after, Decimal::new(20, 2));
-        let kinds: Vec<(&str, &str)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["change"].as_str().unwrap(),
-                    r["household_id"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(kinds, [("changed", "b"), ("new", "d"), ("exited", "c")]);
-    }
 
     #[test]
     fn metrics_are_prometheus_text() {

@@ -706,3 +706,24 @@ impl StoreTx {
         Ok((count, Fen::new(total)))
     }
 }
+
+impl Store {
+    /// What each household's `pay` line of a run pays, page by page.
+    pub async fn pay_amounts_by_household(
+        &self,
+        run_id: &str,
+    ) -> StoreResult<std::collections::BTreeMap<String, Fen>> {
+        const PAGE: i64 = 10_000;
+        let mut amounts = std::collections::BTreeMap::new();
+        let mut after = 0;
+        loop {
+            let page = self.run_lines_page(run_id, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.line_no;
+            for line in page.into_iter().filter(|l| l.status == LineStatus::Pay) {
+                amounts.insert(line.household_id, line.payable);
+            }
+        }
+        Ok(amounts)
+    }
+}
