@@ -147,6 +147,7 @@ pub async fn approve_run(
     transaction
         .append_audit(actor.now_text, actor.user, "run.approve", run_id, &detail)
         .await?;
+    crate::failpoint::hit("approve.before_commit");
     transaction.commit().await?;
     if approvals_complete(store, &run).await? && state == RunState::Computed {
         let mut transaction = store.begin().await?;

@@ -34,7 +34,9 @@ impl StagedFiles {
         );
         let temporary = self.dir.join(format!(".{name}.tmp"));
         self.staged.push((temporary.clone(), name.to_string()));
-        write_and_sync(&temporary, bytes)
+        write_and_sync(&temporary, bytes)?;
+        crate::failpoint::hit("export.after_stage");
+        Ok(())
     }
 
     /// Renames every staged file to its name, in staging order, then fsyncs the directory.
