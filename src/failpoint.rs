@@ -20,9 +20,11 @@
 //! | `import.after_batch` | `import`: a batch of rows written inside the transaction, before commit (`@N`: the N-th batch) |
 //! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
 //! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |
+//! | `approve.after_commit` | `run approve`: the approval committed, before the run moves to Approved (a second transaction) |
 //! | `export.after_stage` | `run export`: a file or signature written to `.NAME.tmp` and fsynced (`@N`: the N-th staged file) |
 //! | `export.after_rename` | `run export`: every file and signature renamed into place, before the manifest |
 //! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
+//! | `export.write_error` | not an abort: the staged write of a file fails with ENOSPC ("no space left on device") after half its bytes (`@N`: the N-th staged file; FAILURES #24) |
 //! | `ingest.before_commit` | `returns ingest`: results, exceptions, holds and audit written, before commit |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,9 +39,11 @@ pub const POINTS: &[&str] = &[
     "import.after_batch",
     "compute.before_commit",
     "approve.before_commit",
+    "approve.after_commit",
     "export.after_stage",
     "export.after_rename",
     "export.before_commit",
+    "export.write_error",
     "ingest.before_commit",
 ];
 
@@ -73,17 +77,31 @@ fn parse(value: &str) -> Option<Armed> {
     })
 }
 
+/// Whether `name` is the armed point and this is the armed hit (counts the hit).
+fn fires(name: &str) -> bool {
+    debug_assert!(POINTS.contains(&name), "undocumented fail point {name}");
+    let Some(armed) = armed() else { return false };
+    armed.name == name && armed.hits.fetch_add(1, Ordering::SeqCst) + 1 == armed.on_hit
+}
+
 /// Aborts the process if `name` is the armed point and this is the armed hit.
 pub fn hit(name: &str) {
-    debug_assert!(POINTS.contains(&name), "undocumented fail point {name}");
-    let Some(armed) = armed() else { return };
-    if armed.name != name {
-        return;
-    }
-    if armed.hits.fetch_add(1, Ordering::SeqCst) + 1 == armed.on_hit {
+    if fires(name) {
         eprintln!("fail point {name} reached: aborting");
         std::process::abort();
     }
+}
+
+/// An injected IO error (a full disk) if `name` is the armed point and this is the
+/// armed hit; the caller handles it like any other write error.
+pub fn io_error(name: &str) -> std::io::Result<()> {
+    if fires(name) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("no space left on device (injected at fail point {name})"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

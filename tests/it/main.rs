@@ -2,6 +2,7 @@
 //! SQLite and on the real PostgreSQL server, each test on fresh databases.
 
 mod cli;
+mod crash_matrix;
 mod export;
 mod imports;
 mod runs;
