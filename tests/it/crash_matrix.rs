@@ -51,23 +51,23 @@ fn inputs() -> &'static Inputs {
 }
 
 /// One database going through the month, step by step.
-struct Scenario {
-    db: TestDb,
+pub struct Scenario {
+    pub db: TestDb,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Step {
+pub enum Step {
     Import,
     Create,
     Approve,
     Export,
 }
 
-const STEPS: [Step; 4] = [Step::Import, Step::Create, Step::Approve, Step::Export];
-const RUN_ID: &str = "R202611-000001";
+pub const STEPS: [Step; 4] = [Step::Import, Step::Create, Step::Approve, Step::Export];
+pub const RUN_ID: &str = "R202611-000001";
 
 impl Scenario {
-    fn new(db: TestDb) -> Scenario {
+    pub fn new(db: TestDb) -> Scenario {
         let inputs = inputs();
         db.write("roster.csv", &inputs.roster);
         for (name, bytes) in &inputs.keys {
@@ -86,12 +86,12 @@ impl Scenario {
         Scenario { db }
     }
 
-    fn out(&self) -> std::path::PathBuf {
+    pub fn out(&self) -> std::path::PathBuf {
         self.db.path("bank-files")
     }
 
     /// Runs one step, with `failpoint` armed if given.
-    fn step(&self, step: Step, failpoint: Option<&str>) -> Output {
+    pub fn step(&self, step: Step, failpoint: Option<&str>) -> Output {
         let (user, args): (&str, Vec<&str>) = match step {
             Step::Import => ("tester", vec!["import", "roster", "roster.csv"]),
             Step::Create => ("operator", vec!["run", "create", "--month", MONTH]),
@@ -151,7 +151,7 @@ struct EndState {
     batches: i64,
 }
 
-fn files_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn files_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     match std::fs::read_dir(dir) {
         Err(_) => BTreeMap::new(),
         Ok(entries) => entries

@@ -6,4 +6,5 @@ mod crash_matrix;
 mod export;
 mod imports;
 mod runs;
+mod tamper;
 mod support;
