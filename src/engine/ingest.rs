@@ -87,7 +87,11 @@ pub async fn ingest_file(
     let mut applier = ResultApplier {
         sha256: &sha256,
         summary: &mut summary,
-        ..ResultApplier::default()
+        payments: HashMap::new(),
+        changed: Vec::new(),
+        lines: Vec::new(),
+        exceptions: Vec::new(),
+        holds: Vec::new(),
     };
     applier.file_level_checks(store, &parsed).await?;
     applier.apply(&mut transaction, &parsed).await?;
@@ -158,7 +162,6 @@ struct ChangedPayment {
 }
 
 /// Applies a file's results to the payments it names.
-#[derive(Default)]
 struct ResultApplier<'a> {
     sha256: &'a str,
     summary: &'a mut IngestSummary,
@@ -167,12 +170,6 @@ struct ResultApplier<'a> {
     lines: Vec<ResultLine>,
     exceptions: Vec<StoredException>,
     holds: Vec<HouseholdHold>,
-}
-
-impl Default for &mut IngestSummary {
-    fn default() -> Self {
-        unreachable!("ResultApplier is always built with a summary")
-    }
 }
 
 impl ResultApplier<'_> {

@@ -5,6 +5,7 @@ mod cli;
 mod crash_matrix;
 mod export;
 mod imports;
+mod replay;
 mod runs;
-mod tamper;
 mod support;
+mod tamper;

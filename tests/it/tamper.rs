@@ -79,7 +79,10 @@ fn an_edited_audit_row_is_caught_by_audit_verify_on_both_databases() {
         assert_exit(&scenario.db.run(&["audit", "verify"]), 0);
         let entries = scenario.db.count("audit_log");
         assert!(entries >= 5, "{entries}");
-        execute(&scenario.db.url, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
+        execute(
+            &scenario.db.url,
+            "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",
+        );
         let verify = scenario.db.run(&["audit", "verify"]);
         assert_exit(&verify, 1);
         assert!(
