@@ -4,6 +4,7 @@
 mod cli;
 mod crash_matrix;
 mod export;
+mod hostile;
 mod imports;
 mod replay;
 mod runs;
