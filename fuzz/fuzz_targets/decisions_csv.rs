@@ -6,5 +6,11 @@ use disburse::imports::scan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = scan(data, InputEncoding::Utf8, DECISION_COLUMNS, parse_decision_row, |_, _| Ok(()));
+    let _ = scan(
+        data,
+        InputEncoding::Utf8,
+        DECISION_COLUMNS,
+        parse_decision_row,
+        |_, _| Ok(()),
+    );
 });

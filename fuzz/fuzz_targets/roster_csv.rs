@@ -7,11 +7,15 @@ use disburse::imports::scan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((first, rest)) = data.split_first() else { return };
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
     let encoding = match first % 3 {
         0 => InputEncoding::Utf8,
         1 => InputEncoding::Gbk,
         _ => InputEncoding::Gb18030,
     };
-    let _ = scan(rest, encoding, ROSTER_COLUMNS, parse_roster_row, |_, _| Ok(()));
+    let _ = scan(rest, encoding, ROSTER_COLUMNS, parse_roster_row, |_, _| {
+        Ok(())
+    });
 });

@@ -31,7 +31,7 @@ fn inputs() -> &'static Inputs {
     static INPUTS: OnceLock<Inputs> = OnceLock::new();
     INPUTS.get_or_init(|| {
         let mut roster = Vec::new();
-        disburse::demo::generate::RosterGenerator::new(2026_11_20)
+        disburse::demo::generate::RosterGenerator::new(20_261_120)
             .write_roster(&mut roster, HOUSEHOLDS, "2026-01")
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
