@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod export;
+pub mod failpoint;
 pub mod formats;
 pub mod imports;
 pub mod policy;

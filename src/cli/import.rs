@@ -155,6 +155,7 @@ pub async fn import_file<T>(
     if !report.is_clean() {
         return Err(refusal(path, &report).into());
     }
+    crate::failpoint::hit("import.after_validation");
     summary.rows = report.rows;
     summary.warnings = report
         .warnings
@@ -383,6 +384,7 @@ async fn flush<T>(
         .upsert_rows(kind.table, import_id, std::mem::take(batch))
         .await?;
     batch_lines.clear();
+    crate::failpoint::hit("import.after_batch");
     summary.inserted += outcome.inserted;
     summary.unchanged += outcome.unchanged;
     for key in outcome.conflicts {

@@ -169,6 +169,11 @@ pub async fn record_approval(
         .iter()
         .any(|a| a.approver == approver.name && a.digest == run.digest)
     {
+        // A crash between the approval's commit and the state change left the run
+        // Computed with approvals that cover it: finish the state change now.
+        if complete_if_covered(store, actor, run, state).await? {
+            return load_run(store, run_id).await;
+        }
         return Err(Refusal::message(format!(
             "{} has already approved run {run_id}",
             approver.name
@@ -194,23 +199,38 @@ pub async fn record_approval(
     transaction
         .append_audit(actor.now_text, actor.user, "run.approve", run_id, &detail)
         .await?;
+    crate::failpoint::hit("approve.before_commit");
     transaction.commit().await?;
-    if approvals_complete(store, run).await? && state == RunState::Computed {
-        let mut transaction = store.begin().await?;
-        let next = next_state(state, RunEvent::ApprovalsComplete)?;
-        transaction.set_run_state(run_id, state, next).await?;
-        transaction
-            .append_audit(
-                actor.now_text,
-                actor.user,
-                "run.approved",
-                run_id,
-                "approvals cover the digest",
-            )
-            .await?;
-        transaction.commit().await?;
-    }
+    crate::failpoint::hit("approve.after_commit");
+    complete_if_covered(store, actor, run, state).await?;
     load_run(store, run_id).await
+}
+
+/// Moves a Computed run whose approvals cover its digest to Approved, with its audit
+/// entry; says whether it did.
+async fn complete_if_covered(
+    store: &Store,
+    actor: &Actor<'_>,
+    run: &RunRecord,
+    state: RunState,
+) -> anyhow::Result<bool> {
+    if state != RunState::Computed || !approvals_complete(store, run).await? {
+        return Ok(false);
+    }
+    let mut transaction = store.begin().await?;
+    let next = next_state(state, RunEvent::ApprovalsComplete)?;
+    transaction.set_run_state(&run.run_id, state, next).await?;
+    transaction
+        .append_audit(
+            actor.now_text,
+            actor.user,
+            "run.approved",
+            &run.run_id,
+            "approvals cover the digest",
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(true)
 }
 
 /// Whether the run's approvals cover its current digest: each signature is verified

@@ -131,6 +131,7 @@ pub async fn create_run(
             &detail,
         )
         .await?;
+    crate::failpoint::hit("compute.before_commit");
     transaction.commit().await?;
     tracing::info!(run_id = %run_id, lines = totals.line_count, payable = %totals.payable, "run computed");
     Ok(store

@@ -15,11 +15,12 @@ use crate::domain::month::parse_date;
 use crate::domain::payment::{PaymentBatch, PaymentInstruction};
 use crate::engine::approve::{approvals_complete, load_run};
 use crate::engine::Refusal;
-use crate::export::files::{write_atomically, StagedFiles};
+use crate::export::files::StagedFiles;
 use crate::export::manifest::{Manifest, ManifestFile};
 use crate::export::plan::{
     check_against_plan, file_name, route_index, BatchPlanner, FileFigures, PlannedBatch,
 };
+use crate::export::verify::{MANIFEST, MANIFEST_SIGNATURE};
 use crate::formats::spec::LayoutKind;
 use crate::formats::{load_builtin, parse_payment_file, render_payment_file, Layout, RenderedFile};
 use crate::run::{next_state, RunEvent, RunState};
@@ -113,9 +114,13 @@ pub async fn export_run(
         manifest_files.push(manifest_entry(&exported.record));
     }
     staged.publish()?;
+    crate::failpoint::hit("export.after_rename");
     let manifest = Manifest::new(&run.run_id, &run.digest, &run.month, manifest_files);
     let manifest_bytes = manifest.to_bytes();
-    write_atomically(request.out_dir, "manifest.json", &manifest_bytes)?;
+    write_manifest(request.out_dir, &key, &manifest_bytes)?;
+    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
+    crate::export::verify::verify_directory(request.out_dir, &verifier)
+        .context("the export does not verify; nothing was recorded")?;
     record_export(
         &mut transaction,
         &run,
@@ -127,6 +132,7 @@ pub async fn export_run(
         request,
     )
     .await?;
+    crate::failpoint::hit("export.before_commit");
     transaction.commit().await?;
     tracing::info!(run_id = %run.run_id, files = manifest.file_count, total = %manifest.total, "run exported");
     Ok(ExportOutcome {
@@ -449,6 +455,16 @@ fn sign_file(key: &SigningKey, bytes: &[u8], signature_path: &Path) -> anyhow::R
         .verify(bytes, &signature)
         .context("a fresh signature does not verify with its own key")?;
     Ok(signature)
+}
+
+/// `manifest.json` and its detached signature `manifest.json.sig` (same key, kept when
+/// it still verifies, like a file's), published together: the signature first.
+fn write_manifest(out_dir: &Path, key: &SigningKey, manifest_bytes: &[u8]) -> anyhow::Result<()> {
+    let signature = sign_file(key, manifest_bytes, &out_dir.join(MANIFEST_SIGNATURE))?;
+    let mut staged = StagedFiles::new(out_dir)?;
+    staged.stage(MANIFEST_SIGNATURE, &signature)?;
+    staged.stage(MANIFEST, manifest_bytes)?;
+    staged.publish()
 }
 
 /// A re-exported file must be the one recorded.

@@ -117,6 +117,7 @@ pub async fn ingest_file(
             &detail,
         )
         .await?;
+    crate::failpoint::hit("ingest.before_commit");
     transaction.commit().await?;
     Ok(summary)
 }

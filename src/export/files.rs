@@ -34,7 +34,9 @@ impl StagedFiles {
         );
         let temporary = self.dir.join(format!(".{name}.tmp"));
         self.staged.push((temporary.clone(), name.to_string()));
-        write_and_sync(&temporary, bytes)
+        write_and_sync(&temporary, bytes)?;
+        crate::failpoint::hit("export.after_stage");
+        Ok(())
     }
 
     /// Renames every staged file to its name, in staging order, then fsyncs the directory.
@@ -76,7 +78,10 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<
 fn write_and_sync(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file =
         File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    file.write_all(first)
+        .and_then(|()| crate::failpoint::io_error("export.write_error"))
+        .and_then(|()| file.write_all(rest))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
 }

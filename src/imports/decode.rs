@@ -50,6 +50,8 @@ pub struct StrictDecodingReader<R: Read> {
     output_start: usize,
     output_end: usize,
     finished: bool,
+    /// The last byte of text handed out (a file cut short ends without a line break).
+    last_byte: Option<u8>,
 }
 
 impl<R: Read> StrictDecodingReader<R> {
@@ -68,7 +70,13 @@ impl<R: Read> StrictDecodingReader<R> {
             output_start: 0,
             output_end: 0,
             finished: false,
+            last_byte: None,
         }
+    }
+
+    /// The last byte of decoded text read so far; `None` before any.
+    pub fn last_byte(&self) -> Option<u8> {
+        self.last_byte
     }
 
     fn refill(&mut self) -> io::Result<()> {
@@ -117,6 +125,9 @@ impl<R: Read> Read for StrictDecodingReader<R> {
         let count = buffer.len().min(self.output_end - self.output_start);
         buffer[..count].copy_from_slice(&self.output[self.output_start..self.output_start + count]);
         self.output_start += count;
+        if count > 0 {
+            self.last_byte = Some(buffer[count - 1]);
+        }
         Ok(count)
     }
 }

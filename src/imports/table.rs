@@ -79,6 +79,8 @@ pub struct TableReader<R: Read> {
     /// For each spec column, its position in the file.
     positions: Vec<usize>,
     record: csv::StringRecord,
+    /// The end of the file was reached (and checked).
+    ended: bool,
 }
 
 /// A record and where its columns are.
@@ -110,14 +112,31 @@ impl<R: Read> TableReader<R> {
             columns,
             positions,
             record: csv::StringRecord::new(),
+            ended: false,
         })
     }
 
     /// The next record, or a file-level error that ends reading (bad bytes, wrong
     /// field count). `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<Row<'_>, RowError>> {
+        if self.ended {
+            return None;
+        }
         match self.csv.read_record(&mut self.record) {
-            Ok(false) => None,
+            Ok(false) => {
+                // FAILURES #5: a file whose last record has no line break may have been
+                // cut inside that record (a shortened last value still parses), so it
+                // is refused whole.
+                self.ended = true;
+                let cut_short = self.csv.get_ref().last_byte().is_some_and(|b| b != b'\n');
+                cut_short.then(|| {
+                    let line = self.csv.position().line();
+                    Err(RowError::file_level(
+                        line,
+                        "the file does not end with a line break: cut short?",
+                    ))
+                })
+            }
             Ok(true) => {
                 let line = self.record.position().map(csv::Position::line).unwrap_or(0);
                 Some(Ok(Row {

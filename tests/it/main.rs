@@ -2,9 +2,13 @@
 //! SQLite and on the real PostgreSQL server, each test on fresh databases.
 
 mod cli;
+mod crash_matrix;
 mod export;
+mod hostile;
 mod imports;
+mod replay;
 mod results;
 mod runs;
 mod service;
 mod support;
+mod tamper;

@@ -1,0 +1,130 @@
+//! Fail points for the crash matrix (FAILURES #2, `tests/it/crash_matrix.rs`): when the
+//! environment variable `DISBURSE_FAILPOINT` names a point, the process aborts there
+//! (`std::process::abort()`: like kill -9, no destructors run, no buffer is flushed, no
+//! transaction is rolled back by us; the database must recover on its own).
+//!
+//! `DISBURSE_FAILPOINT=NAME` aborts at the first time `NAME` is reached;
+//! `DISBURSE_FAILPOINT=NAME@N` at the N-th time (N ≥ 1), e.g. `export.after_stage@3`.
+//! The variable is read once per process (a `OnceLock`).
+//!
+//! Compiled in always, not behind a cargo feature: an unset variable costs one
+//! `Option` check per point, the binary the tests crash is the binary that ships, and
+//! `cargo test` needs no extra flag. Setting it in production can only do what a power
+//! cut does, which the system must survive anyway.
+//!
+//! The points, in the order a month passes them:
+//!
+//! | name | where |
+//! |---|---|
+//! | `import.after_validation` | `import`: pass 1 done (every row valid), nothing written |
+//! | `import.after_batch` | `import`: a batch of rows written inside the transaction, before commit (`@N`: the N-th batch) |
+//! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
+//! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |
+//! | `approve.after_commit` | `run approve`: the approval committed, before the run moves to Approved (a second transaction) |
+//! | `export.after_stage` | `run export`: a file or signature written to `.NAME.tmp` and fsynced (`@N`: the N-th staged file) |
+//! | `export.after_rename` | `run export`: every file and signature renamed into place, before the manifest |
+//! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
+//! | `export.write_error` | not an abort: the staged write of a file fails with ENOSPC ("no space left on device") after half its bytes (`@N`: the N-th staged file; FAILURES #24) |
+//! | `ingest.before_commit` | `returns ingest`: results, exceptions, holds and audit written, before commit |
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// The environment variable naming the point to abort at.
+pub const ENV: &str = "DISBURSE_FAILPOINT";
+
+/// Every point, for the tests and the docs.
+pub const POINTS: &[&str] = &[
+    "import.after_validation",
+    "import.after_batch",
+    "compute.before_commit",
+    "approve.before_commit",
+    "approve.after_commit",
+    "export.after_stage",
+    "export.after_rename",
+    "export.before_commit",
+    "export.write_error",
+    "ingest.before_commit",
+];
+
+/// The armed point and the hit on which it fires.
+struct Armed {
+    name: String,
+    on_hit: u64,
+    hits: AtomicU64,
+}
+
+fn armed() -> Option<&'static Armed> {
+    static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| std::env::var(ENV).ok().and_then(|value| parse(&value)))
+        .as_ref()
+}
+
+fn parse(value: &str) -> Option<Armed> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let (name, on_hit) = match value.split_once('@') {
+        Some((name, n)) => (name, n.parse::<u64>().ok().filter(|n| *n >= 1)?),
+        None => (value, 1),
+    };
+    Some(Armed {
+        name: name.to_string(),
+        on_hit,
+        hits: AtomicU64::new(0),
+    })
+}
+
+/// Whether `name` is the armed point and this is the armed hit (counts the hit).
+fn fires(name: &str) -> bool {
+    debug_assert!(POINTS.contains(&name), "undocumented fail point {name}");
+    let Some(armed) = armed() else { return false };
+    armed.name == name && armed.hits.fetch_add(1, Ordering::SeqCst) + 1 == armed.on_hit
+}
+
+/// Aborts the process if `name` is the armed point and this is the armed hit.
+pub fn hit(name: &str) {
+    if fires(name) {
+        eprintln!("fail point {name} reached: aborting");
+        std::process::abort();
+    }
+}
+
+/// An injected IO error (a full disk) if `name` is the armed point and this is the
+/// armed hit; the caller handles it like any other write error.
+pub fn io_error(name: &str) -> std::io::Result<()> {
+    if fires(name) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("no space left on device (injected at fail point {name})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_hit_counts_parse() {
+        let armed = parse("export.after_stage@3").unwrap();
+        assert_eq!(
+            (armed.name.as_str(), armed.on_hit),
+            ("export.after_stage", 3)
+        );
+        let armed = parse("compute.before_commit").unwrap();
+        assert_eq!(armed.on_hit, 1);
+        assert!(parse("").is_none());
+        assert!(parse("x@0").is_none());
+        assert!(parse("x@y").is_none());
+    }
+
+    #[test]
+    fn an_unarmed_point_passes() {
+        // The test process has no DISBURSE_FAILPOINT naming this point.
+        hit("import.after_validation");
+    }
+}

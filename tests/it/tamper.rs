@@ -1,0 +1,113 @@
+//! Tampering (FAILURES #22, the audit-log control): one flipped byte in an exported
+//! payment file, in its `.sig`, in `manifest.json` or in `manifest.json.sig` is caught
+//! by `disburse::export::verify_directory`, which names the file (the export engine
+//! runs the same check on its own output before recording it); a wrong key is refused;
+//! an audit row edited behind the application's back is caught by `audit verify`
+//! (exit 1, naming the entry) on both databases.
+
+use crate::crash_matrix::{files_in, Scenario, STEPS};
+use crate::support::*;
+use disburse::export::verify_directory;
+use disburse::sign::VerifyingKey;
+use std::path::Path;
+
+fn key(path: &Path) -> VerifyingKey {
+    VerifyingKey::from_spki_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A copy of `from` in a fresh directory, with one bit of `name` flipped at `offset`.
+fn tampered_copy(from: &Path, name: &str, offset: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, mut bytes) in files_in(from) {
+        if file == name {
+            bytes[offset] ^= 0x01;
+        }
+        std::fs::write(dir.path().join(&file), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_flipped_byte_in_a_file_its_signature_or_the_manifest_is_caught_and_named() {
+    let scenario = Scenario::new(TestDb::sqlite());
+    for step in STEPS {
+        assert_exit(&scenario.step(step, None), 0);
+    }
+    let out = scenario.out();
+    let bank = key(&scenario.db.path("bank.pem.pub.pem"));
+    let verified = verify_directory(&out, &bank).expect("the clean export verifies");
+    assert!(verified.file_count >= 4 && verified.record_count > 0);
+    let files = files_in(&out);
+    let mut targets: Vec<String> = verified.files.clone();
+    targets.extend(verified.files.iter().map(|f| format!("{f}.sig")));
+    targets.push("manifest.json".into());
+    targets.push("manifest.json.sig".into());
+    for name in &targets {
+        let length = files[name].len();
+        for offset in [0, length / 2, length - 1] {
+            let copy = tampered_copy(&out, name, offset);
+            let error = verify_directory(copy.path(), &bank)
+                .expect_err(&format!("{name} flipped at {offset} must be caught"));
+            let blamed = if name == "manifest.json.sig" {
+                "manifest.json".to_string()
+            } else {
+                name.clone()
+            };
+            assert_eq!(error.file, blamed, "{name} at {offset}: {error}");
+        }
+    }
+    let missing = tempfile::tempdir().unwrap();
+    for (file, bytes) in &files {
+        if file != &verified.files[0] {
+            std::fs::write(missing.path().join(file), bytes).unwrap();
+        }
+    }
+    let error = verify_directory(missing.path(), &bank).unwrap_err();
+    assert_eq!(error.file, verified.files[0], "a missing file is named");
+    let approver = key(&scenario.db.path("li.pem.pub.pem"));
+    let error = verify_directory(&out, &approver).unwrap_err();
+    assert_eq!(error.file, "manifest.json", "another key: {error}");
+}
+
+#[test]
+fn an_edited_audit_row_is_caught_by_audit_verify_on_both_databases() {
+    for db in TestDb::both() {
+        let scenario = Scenario::new(db);
+        for step in STEPS {
+            assert_exit(&scenario.step(step, None), 0);
+        }
+        assert_exit(&scenario.db.run(&["audit", "verify"]), 0);
+        let entries = scenario.db.count("audit_log");
+        assert!(entries >= 5, "{entries}");
+        execute(
+            &scenario.db.url,
+            "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",
+        );
+        let verify = scenario.db.run(&["audit", "verify"]);
+        assert_exit(&verify, 1);
+        assert!(
+            stderr(&verify).contains("audit entry 3") && stderr(&verify).contains("edited"),
+            "{}: {}",
+            scenario.db.backend,
+            stderr(&verify)
+        );
+    }
+}
+
+/// Runs one statement on the test database, as an intruder with database access would.
+fn execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        } else {
+            let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        }
+    });
+}
