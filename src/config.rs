@@ -75,15 +75,29 @@ pub struct ApprovalConfig {
     /// Runs paying more than this need `approvers_required_above`.
     pub threshold: Fen,
     pub approvers_required_above: u32,
+    /// FAILURES #13: a run whose total moves by more than this share from the previous
+    /// month's run of the same scope needs one more distinct approver.
+    pub change_share: Decimal,
 }
 
 impl ApprovalConfig {
-    pub fn required_for(&self, payable_total: Fen) -> u32 {
-        if payable_total > self.threshold {
+    /// Approvers a run needs, given its total and the previous month's total (if any).
+    pub fn required_for(&self, payable_total: Fen, previous_total: Option<Fen>) -> u32 {
+        let by_amount = if payable_total > self.threshold {
             self.approvers_required_above
         } else {
             self.approvers_required
+        };
+        match previous_total {
+            Some(previous) if self.moved_too_much(previous, payable_total) => by_amount + 1,
+            _ => by_amount,
         }
+    }
+
+    /// Whether the total moved by more than `change_share` of the previous total.
+    pub fn moved_too_much(&self, previous: Fen, now: Fen) -> bool {
+        let moved = Decimal::from((now.as_i64() - previous.as_i64()).abs());
+        moved > self.change_share * Decimal::from(previous.as_i64().max(1))
     }
 }
 
@@ -162,6 +176,7 @@ struct ApprovalToml {
     approvers_required: Option<u32>,
     threshold_yuan: Option<String>,
     approvers_required_above: Option<u32>,
+    change_share: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -429,6 +444,7 @@ fn parse_approval(toml: Option<ApprovalToml>) -> Result<ApprovalConfig, ConfigEr
         approvers_required: None,
         threshold_yuan: None,
         approvers_required_above: None,
+        change_share: None,
     });
     let approval = ApprovalConfig {
         approvers_required: toml.approvers_required.unwrap_or(1),
@@ -437,6 +453,10 @@ fn parse_approval(toml: Option<ApprovalToml>) -> Result<ApprovalConfig, ConfigEr
             toml.threshold_yuan.as_deref().unwrap_or("1000000.00"),
         )?,
         approvers_required_above: toml.approvers_required_above.unwrap_or(2),
+        change_share: share(
+            "approval.change_share",
+            toml.change_share.as_deref().unwrap_or("0.20"),
+        )?,
     };
     if approval.approvers_required == 0
         || approval.approvers_required_above < approval.approvers_required

@@ -109,7 +109,15 @@ pub async fn create_run(
         (totals.pay_count, totals.payable),
         "the stored lines sum to the run's totals"
     );
-    let approvals_required = config.approval.required_for(totals.payable);
+    let previous_total = transaction
+        .previous_payable(&request.programme, &request.scope, request.month)
+        .await?;
+    let approvals_required = config.approval.required_for(totals.payable, previous_total);
+    if previous_total
+        .is_some_and(|previous| config.approval.moved_too_much(previous, totals.payable))
+    {
+        tracing::warn!(run_id = %run_id, "total moved more than approval.change_share from last month: one more approver");
+    }
     transaction
         .finish_run(&run_id, &input_sha256, &digest, &totals, approvals_required)
         .await?;

@@ -5,7 +5,7 @@
 //! nothing goes backwards; a failure holds the household or stops it for the next
 //! run. One transaction per file.
 
-use crate::domain::bank_result::{PaymentResult, ResultFile};
+use crate::domain::bank_result::{PaymentResult, ResultFile, ResultStatus};
 use crate::domain::mask::mask_digits_in_text;
 use crate::engine::approve::Actor;
 use crate::engine::Refusal;
@@ -300,6 +300,22 @@ impl<'a> ResultApplier<'a> {
                 &payment.batch_id,
                 result,
                 format!("instructed {}", payment.amount),
+            );
+            return "exception";
+        }
+        // FAILURES #10: a return after the month was reconciled is not applied by
+        // itself: the books are closed, so a second person decides.
+        if result.status == ResultStatus::Returned && payment.run_state == "reconciled" {
+            let detail = format!(
+                "return after run {} was reconciled: a second person decides",
+                payment.run_id
+            );
+            self.exception(
+                Some(&payment.run_id),
+                ExceptionKind::LateReturn,
+                &payment.batch_id,
+                result,
+                detail,
             );
             return "exception";
         }

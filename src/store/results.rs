@@ -24,6 +24,8 @@ pub struct InstructedPayment {
     pub status: String,
     pub results_seen: i64,
     pub account_number: String,
+    /// The state of the payment's run (`reconciled` closes the month).
+    pub run_state: String,
 }
 
 /// A payment's new state and the reason and serial of the result that set it.
@@ -223,7 +225,8 @@ impl StoreTx {
             with_tx!(self, conn, Db => {
                 let mut query = QueryBuilder::<Db>::new(
                     "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.status, p.results_seen, \
-                     l.account_number FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id \
+                     l.account_number, r.state AS run_state FROM payment p \
+                     JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id \
                      WHERE p.end_to_end_id IN (",
                 );
                 let mut separated = query.separated(", ");
@@ -239,6 +242,7 @@ impl StoreTx {
                         status: row.text("status")?,
                         results_seen: row.int("results_seen")?,
                         account_number: row.text("account_number")?,
+                        run_state: row.text("run_state")?,
                     };
                     found.insert(record.end_to_end_id.clone(), record);
                 }

@@ -727,3 +727,19 @@ impl Store {
         Ok(amounts)
     }
 }
+
+impl StoreTx {
+    /// The payable total of the previous month's standing run of a programme and scope.
+    pub async fn previous_payable(
+        &mut self,
+        programme: &str,
+        scope: &str,
+        month: Month,
+    ) -> StoreResult<Option<Fen>> {
+        let sql = "SELECT payable_fen FROM run WHERE programme = $1 AND scope = $2 AND month = $3 AND state <> 'cancelled'";
+        let found: Option<i64> = with_tx!(self, conn, Db => {
+            sqlx::query_scalar(sql).bind(programme).bind(scope).bind(month.plus(-1).to_string()).fetch_optional(&mut *conn).await?
+        });
+        Ok(found.map(Fen::new))
+    }
+}

@@ -594,3 +594,51 @@ fn a_camt054_return_after_payment_makes_it_returned_and_reconciles() {
         assert!(again.contains("already ingested"), "{again}");
     }
 }
+
+/// FAILURES #10: a return that arrives after the month was reconciled is an exception
+/// for a second person, not applied by itself.
+#[test]
+fn a_late_return_after_reconciliation_is_an_exception_not_applied() {
+    for db in TestDb::both() {
+        let month = exported_month(&db);
+        ingest(&db, &month.results);
+        let treasury = db.path("treasury.csv");
+        assert_exit(
+            &db.run(&["import", "treasury", treasury.to_str().unwrap()]),
+            0,
+        );
+        let (before, _, _) = reconcile(&db, &month.run_id, &db.path("closed"));
+        let r1 = month
+            .results
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(".result.txt"))
+            .unwrap();
+        let raw = std::fs::read(r1).unwrap();
+        let (text, _, _) = encoding_rs::GBK.decode(&raw);
+        let paid: Vec<&str> = text
+            .lines()
+            .find(|l| l.contains("|S|"))
+            .unwrap()
+            .split('|')
+            .collect();
+        let late = db.write("late.xml", camt054_return(paid[9], paid[4]));
+        let output = ingest(&db, &[late]);
+        assert!(
+            output.contains("0 applied") && output.contains("1 exceptions"),
+            "{}: {output}",
+            db.backend
+        );
+        let (after, exceptions, _) = reconcile(&db, &month.run_id, &db.path("after"));
+        assert_eq!(
+            run_row(&before),
+            run_row(&after),
+            "{}: the closed month's figures stand",
+            db.backend
+        );
+        assert!(
+            exceptions.contains("late_return"),
+            "{}: {exceptions}",
+            db.backend
+        );
+    }
+}

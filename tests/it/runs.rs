@@ -448,3 +448,70 @@ fn a_bad_configuration_is_refused_with_its_key() {
         stderr(&output)
     );
 }
+
+/// FAILURES #13: a total that moves more than `approval.change_share` (20%) from last
+/// month's needs one more distinct approver before it can leave.
+#[test]
+fn a_total_that_jumps_needs_one_more_approver() {
+    for db in TestDb::both() {
+        import(&db, "roster", "roster.csv", &scenario_roster());
+        let li = register_approver(&db, "li");
+        let wang = register_approver(&db, "wang");
+        let september = create(&db, "2026-09");
+        let show = |run: &str| {
+            let output = db.run(&["--json", "run", "show", run]);
+            serde_json::from_str::<serde_json::Value>(stdout(&output).trim()).unwrap()
+        };
+        assert_eq!(
+            show(&september)["run"]["approvals_required"],
+            1,
+            "{}",
+            db.backend
+        );
+        // October adds a household worth far more than 20% of September's total.
+        let big = with(
+            with(roster_row("H9"), "approved_from", "2026-10"),
+            "base_amount",
+            "5000.00",
+        );
+        let big = with(
+            big,
+            "head_id_number",
+            &crate::imports::id_number("21010219800101009"),
+        );
+        let big = with(
+            big,
+            "account_number",
+            &crate::imports::card("622202555456789012"),
+        );
+        import(&db, "roster", "big.csv", &roster_csv(&[big]));
+        let october = create(&db, "2026-10");
+        assert_eq!(
+            show(&october)["run"]["approvals_required"],
+            2,
+            "{}",
+            db.backend
+        );
+        assert_exit(
+            &db.run_as(
+                "li",
+                &["run", "approve", &october, "--key", li.to_str().unwrap()],
+            ),
+            0,
+        );
+        assert_eq!(
+            show(&october)["run"]["state"],
+            "computed",
+            "{}: one approver is not enough",
+            db.backend
+        );
+        assert_exit(
+            &db.run_as(
+                "wang",
+                &["run", "approve", &october, "--key", wang.to_str().unwrap()],
+            ),
+            0,
+        );
+        assert_eq!(show(&october)["run"]["state"], "approved", "{}", db.backend);
+    }
+}
