@@ -220,9 +220,12 @@ fn scope_pattern(scope: &str) -> String {
 }
 
 /// Latest versions per household, as of a month (SQL shared by the flag queries).
-const CURRENT_VERSIONS: &str = "FROM household_version v WHERE v.approved_from = \
-     (SELECT MAX(w.approved_from) FROM household_version w \
-      WHERE w.household_id = v.household_id AND w.approved_from <= $1)";
+/// One grouped scan of the primary key instead of a correlated subquery per row
+/// (5 s per query at 1M households before).
+const CURRENT_VERSIONS: &str = "FROM household_version v JOIN \
+     (SELECT household_id, MAX(approved_from) AS latest FROM household_version \
+      WHERE approved_from <= $1 GROUP BY household_id) c \
+     ON c.household_id = v.household_id AND c.latest = v.approved_from";
 
 impl StoreTx {
     /// Standing runs of a programme (any month).
