@@ -515,3 +515,54 @@ fn a_total_that_jumps_needs_one_more_approver() {
         assert_eq!(show(&october)["run"]["state"], "approved", "{}", db.backend);
     }
 }
+
+/// One account or one ID number in several households holds their lines until a
+/// person looks; a registered staff relative is flagged for the auditors (P15).
+#[test]
+fn shared_accounts_and_staff_relatives_are_flagged() {
+    for db in TestDb::both() {
+        let shared = with(
+            roster_row("H2"),
+            "head_id_number",
+            &crate::imports::id_number("21010219700101001"),
+        );
+        import(
+            &db,
+            "roster",
+            "roster.csv",
+            &roster_csv(&[roster_row("H1"), shared, scenario_roster_h3()]),
+        );
+        let relatives = format!(
+            "staff_id,staff_name,relative_id_number,relation\nS1,李四,{},配偶\n",
+            crate::imports::id_number("21010319800101001")
+        );
+        import(&db, "staff-relatives", "relatives.csv", &relatives);
+        let run_id = create(&db, "2026-11");
+        let rows = lines(&db, &run_id);
+        for household in ["H1", "H2"] {
+            let (status, _, _, _, flags) = &rows[household];
+            assert_eq!(status, "hold", "{}: {household}", db.backend);
+            assert!(flags.contains("shared_account"), "{}: {flags}", db.backend);
+        }
+        let (status, _, _, _, flags) = &rows["H3"];
+        assert_eq!(
+            status, "pay",
+            "{}: a staff relative is shown, not held",
+            db.backend
+        );
+        assert!(flags.contains("staff_relative"), "{}: {flags}", db.backend);
+    }
+}
+
+fn scenario_roster_h3() -> Vec<(&'static str, String)> {
+    let h3 = with(
+        roster_row("H3"),
+        "head_id_number",
+        &crate::imports::id_number("21010319800101001"),
+    );
+    with(
+        h3,
+        "account_number",
+        &crate::imports::card("622202888456789012"),
+    )
+}
