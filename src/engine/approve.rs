@@ -282,6 +282,9 @@ pub async fn cancel_run(
     next_state(run.state()?, RunEvent::Cancel)
         .map_err(|error| Refusal::message(format!("run {run_id}: {error}")))?;
     let mut transaction = store.begin().await?;
+    // Wait for an export in flight (it holds this lock while it writes files), so a
+    // run is never cancelled between its files appearing and its export being recorded.
+    transaction.lock(crate::store::TxLock::RunExport).await?;
     transaction
         .cancel_run(run_id, actor.user, actor.now_text, reason)
         .await?;

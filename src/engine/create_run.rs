@@ -164,14 +164,12 @@ fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
             request.scope
         )));
     }
-    if !request
-        .programme
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b == b'_')
-        || request.programme.is_empty()
-    {
+    // P12: other programmes (heating, medical, ...) need their own calculation and
+    // their own arrears and recoveries; computing them with dibao's would pay dibao's
+    // money twice, so they are refused until they exist.
+    if request.programme != "dibao" {
         return Err(Refusal::message(format!(
-            "--programme {:?}: lower-case letters",
+            "--programme {:?}: only dibao has a calculation yet (P12)",
             request.programme
         )));
     }
@@ -181,17 +179,33 @@ fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
 /// One run per programme + month + scope; overlapping scopes (one a prefix of the
 /// other) would pay the same household twice, so they are refused too.
 fn refuse_overlap(standing: &[StandingRun], request: &CreateRunRequest) -> Result<(), Refusal> {
-    let clash = standing.iter().find(|run| {
-        run.month == request.month
-            && (run.scope.starts_with(&request.scope) || request.scope.starts_with(&run.scope))
-    });
-    match clash {
-        Some(run) => Err(Refusal::message(format!(
+    let overlapping = |run: &&StandingRun| {
+        run.scope.starts_with(&request.scope) || request.scope.starts_with(&run.scope)
+    };
+    if let Some(run) = standing
+        .iter()
+        .filter(overlapping)
+        .find(|run| run.month == request.month)
+    {
+        return Err(Refusal::message(format!(
             "run {} already stands for {} {} scope {}: cancel it with a reason before computing another",
             run.run_id, request.programme, request.month, scope_label(&run.scope)
-        ))),
-        None => Ok(()),
+        )));
     }
+    // Months are computed in order: a later month's run already took this month's
+    // arrears and recoveries into account, so computing this month now would pay or
+    // recover them twice.
+    if let Some(run) = standing
+        .iter()
+        .filter(overlapping)
+        .find(|run| run.month > request.month)
+    {
+        return Err(Refusal::message(format!(
+            "run {} for the later month {} already stands for an overlapping scope: months are computed in order",
+            run.run_id, run.month
+        )));
+    }
+    Ok(())
 }
 
 /// Carries the state of one run's computation across chunks.

@@ -16,6 +16,7 @@ use crate::reconcile::next_step::{follow_up, NextStep};
 use crate::reconcile::state::{apply_result, ResultsSeen, Transition};
 use crate::store::{
     HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, Store, StoreTx, StoredException,
+    TxLock,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -86,6 +87,9 @@ pub async fn ingest_file(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let mut transaction = store.begin().await?;
+    // PostgreSQL: serialise ingests, so two files answering one payment fold their
+    // results in turn (SQLite's BEGIN IMMEDIATE already does).
+    transaction.lock(TxLock::Ingest).await?;
     let mut applier = ResultApplier::new(&sha256, &mut summary);
     applier.file_level_checks(store, &parsed).await?;
     applier.apply(&mut transaction, &parsed).await?;

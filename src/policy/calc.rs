@@ -282,6 +282,16 @@ fn reduction(
 pub fn compute(policy: &Policy, input: &HouseholdMonth<'_>) -> Option<LineComputation> {
     let version = version_at(input.versions, input.month)?;
     let mut flags = version_flags(policy, version, input.pay_date);
+    // Another standing run already paid this household this month (it moved between
+    // scopes): never twice.
+    if input
+        .history
+        .iter()
+        .any(|line| line.month == input.month && line.was_paid())
+    {
+        flags.insert(0, "paid_in_other_run".to_string());
+        return Some(stopped_line(version, flags));
+    }
     match standing(policy, input.decisions, input.month, version) {
         Standing::Stopped(cause) => {
             if cause == "stopped:death" {
@@ -388,7 +398,7 @@ fn arrears(policy: &Policy, input: &HouseholdMonth<'_>) -> (Fen, Vec<ArrearsSour
     let mut total = Fen::ZERO;
     let mut sources = Vec::new();
     let mut add = |source: ArrearsSource, amount: Fen| {
-        if !consumed.contains(&source) && !amount.is_zero() {
+        if !consumed.contains(&source) && !amount.is_zero() && !sources.contains(&source) {
             total = total.plus(amount);
             sources.push(source);
         }
@@ -401,7 +411,14 @@ fn arrears(policy: &Policy, input: &HouseholdMonth<'_>) -> (Fen, Vec<ArrearsSour
         let source = ArrearsSource::Decision(decision.decision_id.clone());
         match decision.kind {
             DecisionKind::Arrears => add(source, decision.amount.unwrap_or(Fen::ZERO)),
-            DecisionKind::Resume => add(source, resume_back_pay(policy, input, decision)),
+            DecisionKind::Resume => match decision.amount {
+                Some(amount) => add(source, amount),
+                None => {
+                    for (month, amount) in resume_back_pay(policy, input, decision) {
+                        add(ArrearsSource::Month(month), amount);
+                    }
+                }
+            },
             _ => {}
         }
     }
@@ -435,17 +452,30 @@ fn reissue_flags(input: &HouseholdMonth<'_>, sources: &[ArrearsSource]) -> Vec<S
         .collect()
 }
 
-/// Back pay of a `resume`: its amount, or the net of each of the `months` before it.
-fn resume_back_pay(policy: &Policy, input: &HouseholdMonth<'_>, resume: &Decision) -> Fen {
-    if let Some(amount) = resume.amount {
-        return amount;
-    }
+/// Back pay of a `resume` with `months`: each of the months before it in which the
+/// household was suspended and not paid, as its own `Month` source, so a month paid
+/// another way (or blacklisted, or stopped) is never paid again.
+fn resume_back_pay(
+    policy: &Policy,
+    input: &HouseholdMonth<'_>,
+    resume: &Decision,
+) -> Vec<(Month, Fen)> {
     let months = i64::from(resume.months.unwrap_or(0));
     (1..=months)
         .map(|back| resume.effective_month.plus(-back))
+        .filter(|month| {
+            !input
+                .history
+                .iter()
+                .any(|line| line.month == *month && line.was_paid())
+        })
         .filter_map(|month| version_at(input.versions, month).map(|version| (month, version)))
-        .map(|(month, version)| gross(policy, version, input.decisions, month).net())
-        .sum()
+        .filter(|(month, version)| {
+            standing(policy, input.decisions, *month, version)
+                == Standing::Stopped("suspended".into())
+        })
+        .map(|(month, version)| (month, gross(policy, version, input.decisions, month).net()))
+        .collect()
 }
 
 /// What a run of `month` should have paid but did not (no line, or a held one).

@@ -227,6 +227,8 @@ pub enum TxLock {
     AuditAppend = 0x6469_7362_0001,
     RunCreate = 0x6469_7362_0002,
     RunExport = 0x6469_7362_0003,
+    /// Result files: two ingests answering one payment must not both read its old state.
+    Ingest = 0x6469_7362_0004,
 }
 
 /// SQLite must report `wal` and `synchronous=2` (FULL).

@@ -314,7 +314,7 @@ impl StoreTx {
                    CAST(CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS BIGINT) AS instructed_ok \
                    FROM run_line l JOIN run r ON r.run_id = l.run_id \
                    LEFT JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
-                   WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month < $2 \
+                   WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month <= $2 \
                    AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
         let lines = with_tx!(self, conn, Db => {
             sqlx::query(sql).bind(programme).bind(month.to_string()).bind(first).bind(last)

@@ -566,3 +566,65 @@ fn scenario_roster_h3() -> Vec<(&'static str, String)> {
         &crate::imports::card("622202888456789012"),
     )
 }
+
+/// Exactly once across scopes and months: a household that moves to another region
+/// is not paid again for a month a run of its old region paid; and a month cannot be
+/// computed after a later month's run of an overlapping scope.
+#[test]
+fn no_second_payment_across_scopes_or_out_of_order_months() {
+    for db in TestDb::both() {
+        import(
+            &db,
+            "roster",
+            "roster.csv",
+            &roster_csv(&[roster_row("H1")]),
+        );
+        let config = db.write("disburse.toml", ONE_APPROVER);
+        let config = config.to_str().unwrap();
+        let create_scope = |month: &str, region: &str| {
+            db.run_as(
+                "operator",
+                &[
+                    "--config", config, "run", "create", "--month", month, "--region", region,
+                ],
+            )
+        };
+        assert_exit(&create_scope("2026-11", "210102"), 0);
+        let moved = with(
+            with(roster_row("H1"), "approved_from", "2026-11"),
+            "region_code",
+            "210203",
+        );
+        import(&db, "roster", "moved.csv", &roster_csv(&[moved]));
+        let output = db.run_as(
+            "operator",
+            &[
+                "--json", "--config", config, "run", "create", "--month", "2026-11", "--region",
+                "210203",
+            ],
+        );
+        assert_exit(&output, 0);
+        let json: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+        let rows = lines(&db, json["run_id"].as_str().unwrap());
+        let (status, _, _, payable, flags) = &rows["H1"];
+        assert_eq!(
+            (status.as_str(), payable.as_str()),
+            ("stopped", "0.00"),
+            "{}: {flags}",
+            db.backend
+        );
+        assert!(
+            flags.contains("paid_in_other_run"),
+            "{}: {flags}",
+            db.backend
+        );
+        assert_exit(&create_scope("2026-12", "210203"), 0);
+        let earlier = create_scope("2026-10", "2102");
+        assert_exit(&earlier, 1);
+        assert!(
+            stderr(&earlier).contains("months are computed in order"),
+            "{}",
+            stderr(&earlier)
+        );
+    }
+}
