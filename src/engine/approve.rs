@@ -81,14 +81,7 @@ pub async fn sign_approval(
     key_path: &Path,
 ) -> anyhow::Result<(RunRecord, ApproverRecord, Vec<u8>)> {
     let run = load_run(store, run_id).await?;
-    let state = run.state()?;
-    if !matches!(state, RunState::Computed | RunState::Approved) {
-        return Err(Refusal::message(format!(
-            "run {run_id} is {}: nothing to approve",
-            state.as_str()
-        ))
-        .into());
-    }
+    approvable_state(run_id, &run)?;
     let key = SigningKey::load(key_path)
         .map_err(|error| Refusal::message(format!("signing key refused: {error}")))?;
     let approver = store
@@ -120,6 +113,16 @@ pub async fn sign_approval(
     Ok((run, approver, signature))
 }
 
+/// The run's state, if it can still take an approval.
+fn approvable_state(run_id: &str, run: &RunRecord) -> anyhow::Result<RunState> {
+    let state = run.state()?;
+    if !matches!(state, RunState::Computed | RunState::Approved) {
+        let reason = format!("run {run_id} is {}: nothing to approve", state.as_str());
+        return Err(Refusal::message(reason).into());
+    }
+    Ok(state)
+}
+
 fn creator_refusal(name: &str, run_id: &str) -> Refusal {
     Refusal::message(format!(
         "{name} created run {run_id} and cannot approve it (four eyes)"
@@ -139,14 +142,7 @@ pub async fn record_approval(
     signature: &[u8],
 ) -> anyhow::Result<RunRecord> {
     let run_id = run.run_id.as_str();
-    let state = run.state()?;
-    if !matches!(state, RunState::Computed | RunState::Approved) {
-        return Err(Refusal::message(format!(
-            "run {run_id} is {}: nothing to approve",
-            state.as_str()
-        ))
-        .into());
-    }
+    let state = approvable_state(run_id, run)?;
     if approver.name == run.created_by {
         return Err(creator_refusal(&approver.name, run_id).into());
     }

@@ -55,7 +55,7 @@ impl Store {
         let mut verifier = ChainVerifier::default();
         let mut after_seq = 0_i64;
         loop {
-            let page = self.audit_page(after_seq).await?;
+            let page = self.audit_entries(after_seq, AUDIT_PAGE_ROWS).await?;
             if page.is_empty() {
                 break;
             }
@@ -76,14 +76,14 @@ impl Store {
         })
     }
 
-    /// Entries with `seq > after_seq`, in order, at most one page.
-    pub async fn audit_page(&self, after_seq: i64) -> StoreResult<Vec<AuditEntry>> {
+    /// Entries with `seq > after_seq`, in order, at most `limit`.
+    pub async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         let sql = "SELECT seq, at, actor, action, object, detail, prev_hash, hash FROM audit_log \
                    WHERE seq > $1 ORDER BY seq LIMIT $2";
         let entries = with_pool!(self, pool, Db => {
             sqlx::query(sql)
                 .bind(after_seq)
-                .bind(AUDIT_PAGE_ROWS)
+                .bind(limit)
                 .fetch_all(pool)
                 .await?
                 .into_iter()

@@ -6,10 +6,8 @@
 //! PostgreSQL cannot both win; renew and release touch only the holder's own row. Only
 //! a token's SHA-256 is stored, never the token.
 
-use crate::audit::AuditEntry;
 use crate::store::runs::{run_from_row, PlainRow};
 use crate::store::{with_pool, with_tx, RunRecord, Store, StoreResult, StoreTx};
-use sqlx::Row;
 
 /// An API token as stored (without the token).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -126,27 +124,6 @@ impl Store {
                 .collect::<StoreResult<Vec<_>>>()?
         });
         Ok(counts)
-    }
-
-    /// Audit entries with `seq > after`, at most `limit`, in order.
-    pub async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let sql = "SELECT seq, at, actor, action, object, detail, prev_hash, hash FROM audit_log \
-                   WHERE seq > $1 ORDER BY seq LIMIT $2";
-        let entries = with_pool!(self, pool, Db => {
-            sqlx::query(sql).bind(after).bind(limit).fetch_all(pool).await?.iter().map(|row| {
-                Ok::<_, sqlx::Error>(AuditEntry {
-                    seq: row.try_get("seq")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    object: row.try_get("object")?,
-                    detail: row.try_get("detail")?,
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                })
-            }).collect::<Result<Vec<_>, _>>()?
-        });
-        Ok(entries)
     }
 
     /// The latest result files, newest first.
