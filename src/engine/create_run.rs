@@ -287,7 +287,7 @@ impl RunComputer<'_> {
         let run_months: Vec<Month> = self
             .earlier_runs
             .iter()
-            .filter(|run| current.region_code.as_str().starts_with(&run.scope))
+            .filter(|run| covered_then(versions, run))
             .map(|run| run.month)
             .collect();
         let input = HouseholdMonth {
@@ -380,6 +380,17 @@ impl RunComputer<'_> {
             }
         }
     }
+}
+
+/// Whether an earlier run covered the household: by the region it had in that run's
+/// month, so a household that moved since is still owed a month its old region's
+/// run failed to pay, and is not owed one its new region never ran.
+fn covered_then(versions: &[Household], run: &StandingRun) -> bool {
+    versions
+        .iter()
+        .filter(|version| version.approved_from <= run.month)
+        .max_by_key(|version| version.approved_from)
+        .is_some_and(|version| version.region_code.as_str().starts_with(&run.scope))
 }
 
 fn group_by_household<T>(items: Vec<T>, key: impl Fn(&T) -> String) -> HashMap<String, Vec<T>> {
