@@ -115,9 +115,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                // 64 MiB page cache per connection: bulk imports and run creation touch
+                // 16 MiB page cache per connection (4 connections): bulk imports and run creation touch
                 // far more than the 2 MiB default and would re-read pages from disk.
-                .pragma("cache_size", "-65536")
+                .pragma("cache_size", "-16384")
                 .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
