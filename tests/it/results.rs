@@ -64,28 +64,7 @@ fn exported_month(db: &TestDb) -> Month {
         ],
     );
     let run_id = created["run_id"].as_str().unwrap().to_string();
-    let key = db.path("li.pem");
-    assert_exit(
-        &db.run(&[
-            "keys",
-            "generate",
-            "--alg",
-            "ed25519",
-            "--out",
-            key.to_str().unwrap(),
-        ]),
-        0,
-    );
-    assert_exit(
-        &db.run(&[
-            "approver",
-            "add",
-            "li",
-            "--public-key",
-            &format!("{}.pub.pem", key.display()),
-        ]),
-        0,
-    );
+    let key = register_approver(db, "li");
     assert_exit(
         &db.run_as(
             "li",
@@ -93,18 +72,7 @@ fn exported_month(db: &TestDb) -> Month {
         ),
         0,
     );
-    let signing = db.path("bank.pem");
-    assert_exit(
-        &db.run(&[
-            "keys",
-            "generate",
-            "--alg",
-            "ed25519",
-            "--out",
-            signing.to_str().unwrap(),
-        ]),
-        0,
-    );
+    let signing = generate_key(db, "bank");
     let files = db.path("bank-files");
     assert_exit(
         &db.run(&[
@@ -320,40 +288,8 @@ fn a_failed_account_is_held_then_reissued_after_correction() {
         assert_exit(&db.run(&["import", "roster", file.to_str().unwrap()]), 0);
         let config = db.write("disburse.toml", ONE_APPROVER);
         let config = config.to_str().unwrap();
-        let key = db.path("li.pem");
-        assert_exit(
-            &db.run(&[
-                "keys",
-                "generate",
-                "--alg",
-                "ed25519",
-                "--out",
-                key.to_str().unwrap(),
-            ]),
-            0,
-        );
-        assert_exit(
-            &db.run(&[
-                "approver",
-                "add",
-                "li",
-                "--public-key",
-                &format!("{}.pub.pem", key.display()),
-            ]),
-            0,
-        );
-        let signing = db.path("bank.pem");
-        assert_exit(
-            &db.run(&[
-                "keys",
-                "generate",
-                "--alg",
-                "ed25519",
-                "--out",
-                signing.to_str().unwrap(),
-            ]),
-            0,
-        );
+        let key = register_approver(&db, "li");
+        let signing = generate_key(&db, "bank");
         let month = |m: &str| -> String {
             let created = run_json_as(
                 &db,

@@ -58,27 +58,6 @@ fn lines(db: &TestDb, run_id: &str) -> BTreeMap<String, (String, String, String,
     .collect()
 }
 
-fn register_approver(db: &TestDb, name: &str) -> std::path::PathBuf {
-    let key = db.path(&format!("{name}.pem"));
-    assert_exit(
-        &db.run(&[
-            "keys",
-            "generate",
-            "--alg",
-            "ed25519",
-            "--out",
-            key.to_str().unwrap(),
-        ]),
-        0,
-    );
-    let public = format!("{}.pub.pem", key.display());
-    assert_exit(
-        &db.run(&["approver", "add", name, "--public-key", &public]),
-        0,
-    );
-    key
-}
-
 fn scenario_roster() -> String {
     let h1 = with(
         with(roster_row("H1"), "approved_from", "2026-09"),

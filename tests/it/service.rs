@@ -34,25 +34,11 @@ fn import_roster(db: &TestDb) {
 }
 
 fn key_for(db: &TestDb, name: &str, register: bool) -> String {
-    let key = db.path(&format!("{name}.pem"));
-    assert_exit(
-        &db.run(&[
-            "keys",
-            "generate",
-            "--alg",
-            "ed25519",
-            "--out",
-            key.to_str().unwrap(),
-        ]),
-        0,
-    );
-    if register {
-        let public = format!("{}.pub.pem", key.display());
-        assert_exit(
-            &db.run(&["approver", "add", name, "--public-key", &public]),
-            0,
-        );
-    }
+    let key = if register {
+        register_approver(db, name)
+    } else {
+        generate_key(db, name)
+    };
     key.to_str().unwrap().to_string()
 }
 

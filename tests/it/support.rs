@@ -167,3 +167,30 @@ pub fn assert_exit(output: &Output, code: i32) {
         stderr(output)
     );
 }
+
+/// Generates an Ed25519 key pair `NAME.pem` (0600) and `NAME.pem.pub.pem` in the test's
+/// directory, through the binary.
+pub fn generate_key(db: &TestDb, name: &str) -> PathBuf {
+    let key = db.path(&format!("{name}.pem"));
+    let output = db.run(&[
+        "keys",
+        "generate",
+        "--alg",
+        "ed25519",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    key
+}
+
+/// Generates a key for `name` and registers `name` as an approver with it.
+pub fn register_approver(db: &TestDb, name: &str) -> PathBuf {
+    let key = generate_key(db, name);
+    let public = format!("{}.pub.pem", key.display());
+    assert_exit(
+        &db.run(&["approver", "add", name, "--public-key", &public]),
+        0,
+    );
+    key
+}
