@@ -313,38 +313,23 @@ async fn write_rows<T>(
         .await?;
     let rows = ParsedRows::open(open(path)?, encoding, kind.columns, kind.parse_row)
         .map_err(|_| anyhow::anyhow!("{} changed between passes", path.display()))?;
-    let mut conflicts = Vec::new();
-    let mut batch = Vec::with_capacity(INSERT_BATCH_ROWS);
-    let mut batch_lines = Vec::with_capacity(INSERT_BATCH_ROWS);
+    let mut writer = BatchWriter {
+        kind,
+        import_id,
+        batch: Vec::with_capacity(INSERT_BATCH_ROWS),
+        conflicts: Vec::new(),
+    };
     for parsed in rows {
         let ParsedRow::Record { line, record, .. } = parsed else {
             anyhow::bail!("{} changed between validation and writing", path.display());
         };
-        batch.push((kind.values)(&record));
-        batch_lines.push(line);
-        if batch.len() == INSERT_BATCH_ROWS {
-            flush(
-                kind,
-                transaction,
-                import_id,
-                &mut batch,
-                &mut batch_lines,
-                summary,
-                &mut conflicts,
-            )
-            .await?;
+        writer.batch.push((line, (kind.values)(&record)));
+        if writer.batch.len() == INSERT_BATCH_ROWS {
+            writer.flush(transaction, summary).await?;
         }
     }
-    flush(
-        kind,
-        transaction,
-        import_id,
-        &mut batch,
-        &mut batch_lines,
-        summary,
-        &mut conflicts,
-    )
-    .await?;
+    writer.flush(transaction, summary).await?;
+    let conflicts = writer.conflicts;
     if !conflicts.is_empty() {
         let report = ScanReport {
             errors: conflicts,
@@ -363,39 +348,48 @@ async fn write_rows<T>(
     Ok(())
 }
 
-async fn flush<T>(
-    kind: &ImportKind<T>,
-    transaction: &mut StoreTx,
+/// Rows waiting to be written (with their lines, to name a conflict), and the
+/// conflicts found so far.
+struct BatchWriter<'a, T> {
+    kind: &'a ImportKind<T>,
     import_id: i64,
-    batch: &mut Vec<Vec<SqlValue>>,
-    batch_lines: &mut Vec<u64>,
-    summary: &mut ImportSummary,
-    conflicts: &mut Vec<RowError>,
-) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+    batch: Vec<(u64, Vec<SqlValue>)>,
+    conflicts: Vec<RowError>,
+}
+
+impl<T> BatchWriter<'_, T> {
+    /// Writes the pending rows in one statement; a stored row with other content under
+    /// the same key becomes a conflict naming its line.
+    async fn flush(
+        &mut self,
+        transaction: &mut StoreTx,
+        summary: &mut ImportSummary,
+    ) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let table = self.kind.table;
+        let (lines, rows): (Vec<u64>, Vec<Vec<SqlValue>>) =
+            std::mem::take(&mut self.batch).into_iter().unzip();
+        let line_of_key: HashMap<String, u64> = rows
+            .iter()
+            .zip(lines)
+            .map(|(values, line)| (row_key(table, values), line))
+            .collect();
+        let outcome = transaction.upsert_rows(table, self.import_id, rows).await?;
+        crate::failpoint::hit("import.after_batch");
+        summary.inserted += outcome.inserted;
+        summary.unchanged += outcome.unchanged;
+        for key in outcome.conflicts {
+            self.conflicts.push(RowError {
+                line: line_of_key.get(&key).copied().unwrap_or(0),
+                column: table.key_columns.join("+"),
+                value: format!("{key:?}"),
+                reason: "already imported with different content; send a correction as a new \
+                         version (a later approved_from) or under a new id"
+                    .into(),
+            });
+        }
+        Ok(())
     }
-    let line_of_key: HashMap<String, u64> = batch
-        .iter()
-        .zip(batch_lines.iter())
-        .map(|(values, line)| (row_key(kind.table, values), *line))
-        .collect();
-    let outcome = transaction
-        .upsert_rows(kind.table, import_id, std::mem::take(batch))
-        .await?;
-    batch_lines.clear();
-    crate::failpoint::hit("import.after_batch");
-    summary.inserted += outcome.inserted;
-    summary.unchanged += outcome.unchanged;
-    for key in outcome.conflicts {
-        conflicts.push(RowError {
-            line: line_of_key.get(&key).copied().unwrap_or(0),
-            column: kind.table.key_columns.join("+"),
-            value: format!("{key:?}"),
-            reason: "already imported with different content; send a correction as a new \
-                     version (a later approved_from) or under a new id"
-                .into(),
-        });
-    }
-    Ok(())
 }

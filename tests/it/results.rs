@@ -464,29 +464,31 @@ fn camt054_return(end_to_end_id: &str, amount: &str) -> String {
     )
 }
 
+/// (amount, end_to_end_id, batch_id) of the first payment an R1 answer reports paid.
+fn first_paid_result(month: &Month) -> (String, String, String) {
+    let r1 = month
+        .results
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".result.txt"))
+        .expect("an R1 file");
+    let raw = std::fs::read(r1).unwrap();
+    let (text, _, _) = encoding_rs::GBK.decode(&raw);
+    let paid: Vec<&str> = text
+        .lines()
+        .find(|l| l.contains("|S|"))
+        .unwrap()
+        .split('|')
+        .collect();
+    let batch_id = text.split('|').nth(2).unwrap().to_string();
+    (paid[4].to_string(), paid[9].to_string(), batch_id)
+}
+
 #[test]
 fn a_camt054_return_after_payment_makes_it_returned_and_reconciles() {
     for db in TestDb::both() {
         let month = exported_month(&db);
         ingest(&db, &month.results);
-        let r1 = month
-            .results
-            .iter()
-            .find(|p| p.to_string_lossy().ends_with(".result.txt"))
-            .unwrap();
-        let raw = std::fs::read(r1).unwrap();
-        let (text, _, _) = encoding_rs::GBK.decode(&raw);
-        let paid: Vec<&str> = text
-            .lines()
-            .find(|l| l.contains("|S|"))
-            .unwrap()
-            .split('|')
-            .collect();
-        let (amount, end_to_end_id, batch_id) = (
-            paid[4].to_string(),
-            paid[9].to_string(),
-            text.split('|').nth(2).unwrap().to_string(),
-        );
+        let (amount, end_to_end_id, batch_id) = first_paid_result(&month);
         let returned = db.write("return.xml", camt054_return(&end_to_end_id, &amount));
         let output = ingest(&db, std::slice::from_ref(&returned));
         assert!(output.contains("1 applied"), "{}: {output}", db.backend);
@@ -544,20 +546,8 @@ fn a_late_return_after_reconciliation_is_an_exception_not_applied() {
             0,
         );
         let (before, _, _) = reconcile(&db, &month.run_id, &db.path("closed"));
-        let r1 = month
-            .results
-            .iter()
-            .find(|p| p.to_string_lossy().ends_with(".result.txt"))
-            .unwrap();
-        let raw = std::fs::read(r1).unwrap();
-        let (text, _, _) = encoding_rs::GBK.decode(&raw);
-        let paid: Vec<&str> = text
-            .lines()
-            .find(|l| l.contains("|S|"))
-            .unwrap()
-            .split('|')
-            .collect();
-        let late = db.write("late.xml", camt054_return(paid[9], paid[4]));
+        let (amount, end_to_end_id, _) = first_paid_result(&month);
+        let late = db.write("late.xml", camt054_return(&end_to_end_id, &amount));
         let output = ingest(&db, &[late]);
         assert!(
             output.contains("0 applied") && output.contains("1 exceptions"),
