@@ -22,6 +22,17 @@ pub struct StageFigure {
     pub stage: &'static str,
     pub rows: u64,
     pub seconds: f64,
+    /// CPU time of every thread during the stage (may exceed `seconds` on two cores).
+    pub cpu_seconds: f64,
+    /// Peak resident memory during the stage, where the kernel lets the peak be reset
+    /// (`/proc/self/clear_refs`); otherwise the peak so far.
+    pub peak_mib: u64,
+}
+
+/// Resets the kernel's record of this process's peak resident memory, so the next
+/// reading is the peak of one stage. Silently does nothing where unsupported.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident memory of this process (VmHWM), in KiB; 0 where /proc is absent.
@@ -38,6 +49,24 @@ pub fn peak_memory_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system, all threads) this process has used so far; 0 where
+/// /proc is absent. Beside wall time it shows the work a stage did even when another
+/// process shares the cores.
+pub fn cpu_seconds() -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) start at ')'.
+            let after_name = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks_per_second)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Times one stage.
 async fn timed<T>(
     figures: &mut Vec<StageFigure>,
@@ -45,15 +74,20 @@ async fn timed<T>(
     rows: impl Fn(&T) -> u64,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
+    reset_peak_memory();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let value = work.await?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_seconds() - cpu_before;
     let rows = rows(&value);
     tracing::info!(stage, rows, seconds, "bench stage");
     figures.push(StageFigure {
         stage,
         rows,
         seconds,
+        cpu_seconds,
+        peak_mib: peak_memory_kib() / 1024,
     });
     Ok(value)
 }
@@ -178,12 +212,14 @@ fn write_figures(
         .filter(|f| f.stage != "generate roster" && f.stage != "simulate banks")
         .map(|f| f.seconds)
         .sum();
-    let peak_mib = peak_memory_kib() / 1024;
+    let peak_mib = figures.iter().map(|f| f.peak_mib).max().unwrap_or(0);
     let mut table = format!(
-        "disburse bench: {households} households on {backend}\n  {:<22} {:>10} {:>9} {:>12}\n",
-        "stage", "rows", "seconds", "rows/s"
+        "disburse bench: {households} households on {backend}\n  {:<22} {:>10} {:>9} {:>12} {:>9} {:>9}\n",
+        "stage", "rows", "seconds", "rows/s", "cpu s", "peak MiB"
     );
-    let mut csv = String::from("backend,households,stage,rows,seconds,rows_per_second\n");
+    let mut csv = String::from(
+        "backend,households,stage,rows,seconds,rows_per_second,cpu_seconds,peak_mib\n",
+    );
     for figure in figures {
         let rate = if figure.seconds > 0.0 {
             figure.rows as f64 / figure.seconds
@@ -192,13 +228,13 @@ fn write_figures(
         };
         let _ = writeln!(
             table,
-            "  {:<22} {:>10} {:>9.3} {:>12.0}",
-            figure.stage, figure.rows, figure.seconds, rate
+            "  {:<22} {:>10} {:>9.3} {:>12.0} {:>9.2} {:>9}",
+            figure.stage, figure.rows, figure.seconds, rate, figure.cpu_seconds, figure.peak_mib
         );
         let _ = writeln!(
             csv,
-            "{backend},{households},{},{},{:.3},{:.0}",
-            figure.stage, figure.rows, figure.seconds, rate
+            "{backend},{households},{},{},{:.3},{:.0},{:.2},{}",
+            figure.stage, figure.rows, figure.seconds, rate, figure.cpu_seconds, figure.peak_mib
         );
     }
     let _ = writeln!(
@@ -206,7 +242,7 @@ fn write_figures(
         "  total (our stages)     {:>10} {total:>9.3}\n  peak memory            {peak_mib} MiB",
         households
     );
-    let _ = writeln!(csv, "{backend},{households},total,{households},{total:.3},\n{backend},{households},peak_memory_mib,{peak_mib},,");
+    let _ = writeln!(csv, "{backend},{households},total,{households},{total:.3},,,\n{backend},{households},peak_memory_mib,{peak_mib},,,,");
     std::fs::write(out.join("bench.csv"), csv)?;
     let _ = writeln!(table, "  figures in {}", out.join("bench.csv").display());
     Ok(table)

@@ -83,36 +83,48 @@ pub async fn export_run(
     let mut transaction = store.begin().await?;
     transaction.lock(TxLock::RunExport).await?;
     let mut staged = StagedFiles::new(request.out_dir)?;
-    let mut manifest_files = Vec::with_capacity(plan.len());
-    for (index, planned) in plan.iter().enumerate() {
-        let resolved = &routes[planned.route_index];
-        let exported = export_batch(
-            store,
-            &run,
-            &config.routes,
-            resolved,
-            planned,
-            &key,
-            request.out_dir,
-        )
-        .await?;
-        staged.stage(&exported.record.file_name, &exported.bytes)?;
-        staged.stage(
-            &format!("{}.sig", exported.record.file_name),
-            &exported.signature,
-        )?;
-        if reexport {
-            check_same_file(&recorded[index], &exported.record)?;
-        } else {
-            transaction
-                .insert_batch(&exported.record, request.user, request.now_text)
-                .await?;
-            transaction
-                .insert_payments(&run.run_id, &planned.batch_id, &exported.payments)
-                .await?;
+    let mut manifest_files: Vec<Option<ManifestFile>> = vec![None; plan.len()];
+    let mut batches = BatchAssembler::new(run.clone(), &config.routes, &plan)?;
+    let mut pages = PayLinePages::new(store, &run.run_id);
+    while let Some(page) = pages.next().await? {
+        for line in &page {
+            let Some((plan_index, batch, payments)) = batches.push(line)? else {
+                continue;
+            };
+            let planned = &plan[plan_index];
+            let resolved = &routes[planned.route_index];
+            let exported = export_batch(
+                &run,
+                resolved,
+                planned,
+                batch,
+                payments,
+                &key,
+                request.out_dir,
+            )?;
+            staged.stage(&exported.record.file_name, &exported.bytes)?;
+            staged.stage(
+                &format!("{}.sig", exported.record.file_name),
+                &exported.signature,
+            )?;
+            if reexport {
+                check_same_file(&recorded[plan_index], &exported.record)?;
+            } else {
+                transaction
+                    .insert_batch(&exported.record, request.user, request.now_text)
+                    .await?;
+                transaction
+                    .insert_payments(&run.run_id, &planned.batch_id, &exported.payments)
+                    .await?;
+            }
+            manifest_files[plan_index] = Some(manifest_entry(&exported.record));
         }
-        manifest_files.push(manifest_entry(&exported.record));
     }
+    batches.finish()?;
+    let manifest_files: Vec<ManifestFile> = manifest_files
+        .into_iter()
+        .collect::<Option<_>>()
+        .context("a planned batch was never filled; nothing was recorded")?;
     staged.publish()?;
     crate::failpoint::hit("export.after_rename");
     let manifest = Manifest::new(&run.run_id, &run.digest, &run.month, manifest_files);
@@ -193,6 +205,35 @@ fn resolve_routes<'a>(
         .collect()
 }
 
+/// A run's `pay` lines in line order, a page at a time.
+struct PayLinePages<'s> {
+    store: &'s Store,
+    run_id: &'s str,
+    after_line_no: i64,
+}
+
+impl<'s> PayLinePages<'s> {
+    fn new(store: &'s Store, run_id: &'s str) -> PayLinePages<'s> {
+        PayLinePages {
+            store,
+            run_id,
+            after_line_no: 0,
+        }
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<crate::run::RunLine>>> {
+        let page = self
+            .store
+            .run_pay_lines_page(self.run_id, self.after_line_no, LINES_PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after_line_no = last.line_no;
+        Ok(Some(page))
+    }
+}
+
 /// Pass 1: the batches, from counts and totals only; refuses before anything is written
 /// if they do not add up to the run's payable count and total.
 async fn plan_run(
@@ -201,13 +242,8 @@ async fn plan_run(
     routes: &[Route],
 ) -> anyhow::Result<Vec<PlannedBatch>> {
     let mut planner = BatchPlanner::new(routes, run.run_no);
-    let mut after = 0;
-    loop {
-        let page = store
-            .run_pay_lines_page(&run.run_id, after, LINES_PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.line_no;
+    let mut pages = PayLinePages::new(store, &run.run_id);
+    while let Some(page) = pages.next().await? {
         for line in &page {
             planner
                 .push(line.line_no, &line.bank_code, line.payable)
@@ -274,16 +310,15 @@ struct ExportedBatch {
     payments: Vec<PaymentRecord>,
 }
 
-async fn export_batch(
-    store: &Store,
+fn export_batch(
     run: &RunRecord,
-    routes: &[Route],
     resolved: &ResolvedRoute<'_>,
     planned: &PlannedBatch,
+    batch: PaymentBatch,
+    payments: Vec<PaymentRecord>,
     key: &SigningKey,
     out_dir: &Path,
 ) -> anyhow::Result<ExportedBatch> {
-    let (batch, payments) = build_batch(store, run, routes, planned).await?;
     let rendered = render_payment_file(resolved.layout, &batch).map_err(|error| {
         Refusal::message(format!("run {}: {error}; nothing was exported", run.run_id))
     })?;
@@ -313,60 +348,109 @@ async fn export_batch(
     })
 }
 
-/// Pass 2 for one batch: its lines (those of its route within its line range), as
-/// instructions and as payment rows. Holds one batch, never the run.
-async fn build_batch(
-    store: &Store,
-    run: &RunRecord,
-    routes: &[Route],
-    planned: &PlannedBatch,
-) -> anyhow::Result<(PaymentBatch, Vec<PaymentRecord>)> {
-    let route = &routes[planned.route_index];
-    let memo = batch_memo(run);
-    let mut batch = PaymentBatch {
-        batch_id: planned.batch_id.clone(),
-        payer_account: route.payer_account.clone(),
-        payer_name: route.payer_name.clone(),
-        payer_bank_code: route.payer_bank_code.clone(),
-        pay_date: parse_date(&run.pay_date)
-            .with_context(|| format!("run {} pay date", run.run_id))?,
-        created_at: created_at_local(&run.created_at)?,
-        memo: memo.clone(),
-        payments: Vec::with_capacity(planned.record_count as usize),
-    };
-    let mut payments = Vec::with_capacity(planned.record_count as usize);
-    let mut after = planned.first_line_no - 1;
-    'pages: loop {
-        let page = store
-            .run_pay_lines_page(&run.run_id, after, LINES_PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.line_no;
-        for line in &page {
-            if line.line_no > planned.last_line_no {
-                break 'pages;
-            }
-            let in_batch = route_index(routes, &line.bank_code)
-                .is_some_and(|index| planned.holds(index, line.line_no));
-            if !in_batch {
-                continue;
-            }
-            let seq = u32::try_from(batch.payments.len() + 1).context("batch too large")?;
-            batch.payments.push(PaymentInstruction {
-                seq,
-                end_to_end_id: line.end_to_end_id.clone(),
-                household_id: line.household_id.clone(),
-                account_number: line.account_number.clone(),
-                account_name: line.account_name.clone(),
-                id_number: line.head_id_number.clone(),
-                amount: line.payable,
-                bank_code: line.bank_code.clone(),
-                memo: memo.clone(),
-            });
-            payments.push(PaymentRecord::of_line(line));
+/// Pass 2: the run's pay lines, read once in line order, each added to the open batch
+/// of its route; a batch is handed out whole when its planned last line arrives. Holds
+/// at most one batch per route, never the run.
+struct BatchAssembler<'p> {
+    run: RunRecord,
+    routes: &'p [Route],
+    plan: &'p [PlannedBatch],
+    /// Per route, the plan indexes of its batches still to fill, in line order.
+    pending: Vec<std::collections::VecDeque<usize>>,
+    /// Per route, the batch being filled.
+    open: Vec<Option<(PaymentBatch, Vec<PaymentRecord>)>>,
+    memo: String,
+    pay_date: chrono::NaiveDate,
+    created_at: chrono::NaiveDateTime,
+}
+
+type FilledBatch = (usize, PaymentBatch, Vec<PaymentRecord>);
+
+impl<'p> BatchAssembler<'p> {
+    fn new(
+        run: RunRecord,
+        routes: &'p [Route],
+        plan: &'p [PlannedBatch],
+    ) -> anyhow::Result<BatchAssembler<'p>> {
+        let mut pending = vec![std::collections::VecDeque::new(); routes.len()];
+        for (plan_index, planned) in plan.iter().enumerate() {
+            pending[planned.route_index].push_back(plan_index);
         }
+        Ok(BatchAssembler {
+            memo: batch_memo(&run),
+            pay_date: parse_date(&run.pay_date)
+                .with_context(|| format!("run {} pay date", run.run_id))?,
+            created_at: created_at_local(&run.created_at)?,
+            run,
+            routes,
+            plan,
+            pending,
+            open: (0..routes.len()).map(|_| None).collect(),
+        })
     }
-    Ok((batch, payments))
+
+    /// Adds a pay line to its batch; the batch, whole, if this was its last line.
+    fn push(&mut self, line: &crate::run::RunLine) -> anyhow::Result<Option<FilledBatch>> {
+        let route_index = route_index(self.routes, &line.bank_code)
+            .with_context(|| format!("line {} has no route (the plan had one)", line.line_no))?;
+        let plan_index = *self.pending[route_index]
+            .front()
+            .with_context(|| format!("line {} is beyond the plan", line.line_no))?;
+        let planned = &self.plan[plan_index];
+        anyhow::ensure!(
+            planned.holds(route_index, line.line_no),
+            "line {} does not fall in planned batch {}",
+            line.line_no,
+            planned.batch_id
+        );
+        let route = &self.routes[route_index];
+        let (batch, payments) = self.open[route_index].get_or_insert_with(|| {
+            let capacity = planned.record_count as usize;
+            let batch = PaymentBatch {
+                batch_id: planned.batch_id.clone(),
+                payer_account: route.payer_account.clone(),
+                payer_name: route.payer_name.clone(),
+                payer_bank_code: route.payer_bank_code.clone(),
+                pay_date: self.pay_date,
+                created_at: self.created_at,
+                memo: self.memo.clone(),
+                payments: Vec::with_capacity(capacity),
+            };
+            (batch, Vec::with_capacity(capacity))
+        });
+        let seq = u32::try_from(batch.payments.len() + 1).context("batch too large")?;
+        batch.payments.push(PaymentInstruction {
+            seq,
+            end_to_end_id: line.end_to_end_id.clone(),
+            household_id: line.household_id.clone(),
+            account_number: line.account_number.clone(),
+            account_name: line.account_name.clone(),
+            id_number: line.head_id_number.clone(),
+            amount: line.payable,
+            bank_code: line.bank_code.clone(),
+            memo: self.memo.clone(),
+        });
+        payments.push(PaymentRecord::of_line(line));
+        if line.line_no != planned.last_line_no {
+            return Ok(None);
+        }
+        self.pending[route_index].pop_front();
+        let (batch, payments) = self.open[route_index]
+            .take()
+            .expect("the batch just filled is open");
+        Ok(Some((plan_index, batch, payments)))
+    }
+
+    /// Every planned batch was filled and handed out.
+    fn finish(self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.pending.iter().all(|queue| queue.is_empty())
+                && self.open.iter().all(Option::is_none),
+            "run {}: its pay lines ended before every planned batch was filled; nothing was recorded",
+            self.run.run_id
+        );
+        Ok(())
+    }
 }
 
 /// `2026-11低保金`: the month and what is paid.

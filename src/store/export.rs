@@ -4,8 +4,8 @@
 
 use crate::run::RunLine;
 use crate::store::runs::PlainRow;
-use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx, INSERT_BATCH_ROWS};
-use sqlx::QueryBuilder;
+use crate::store::values::SqlValue;
+use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx};
 
 /// One bank file as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -47,7 +47,7 @@ impl PaymentRecord {
     }
 }
 
-pub(crate) fn batch_from_row(row: &impl PlainRow) -> StoreResult<BatchRecord> {
+pub(crate) fn batch_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<BatchRecord> {
     Ok(BatchRecord {
         batch_id: row.text("batch_id")?,
         run_id: row.text("run_id")?,
@@ -127,20 +127,30 @@ impl StoreTx {
         batch_id: &str,
         payments: &[PaymentRecord],
     ) -> StoreResult<()> {
-        for chunk in payments.chunks(INSERT_BATCH_ROWS) {
-            with_tx!(self, conn, Db => {
-                let mut query = QueryBuilder::<Db>::new(
-                    "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) ",
-                );
-                query.push_values(chunk, |mut values, payment| {
-                    values.push_bind(payment.end_to_end_id.clone()).push_bind(run_id.to_string())
-                        .push_bind(batch_id.to_string()).push_bind(payment.line_no)
-                        .push_bind(payment.household_id.clone()).push_bind(payment.bank_code.clone())
-                        .push_bind(payment.amount_fen);
-                });
-                query.build().execute(&mut *conn).await?;
-            });
-        }
+        const COLUMNS: &[&str] = &[
+            "end_to_end_id",
+            "run_id",
+            "batch_id",
+            "line_no",
+            "household_id",
+            "bank_code",
+            "amount_fen",
+        ];
+        let rows: Vec<Vec<SqlValue>> = payments
+            .iter()
+            .map(|payment| {
+                vec![
+                    SqlValue::Text(payment.end_to_end_id.clone()),
+                    SqlValue::Text(run_id.to_string()),
+                    SqlValue::Text(batch_id.to_string()),
+                    SqlValue::Int(payment.line_no),
+                    SqlValue::Text(payment.household_id.clone()),
+                    SqlValue::Text(payment.bank_code.clone()),
+                    SqlValue::Int(payment.amount_fen),
+                ]
+            })
+            .collect();
+        self.insert_values("payment", COLUMNS, &rows).await?;
         Ok(())
     }
 }

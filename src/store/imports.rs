@@ -2,8 +2,11 @@
 //! its rows, in multi-row statements, where an identical existing row is left alone
 //! and a different row under the same key is a conflict the caller reports.
 
+use crate::store::raw_sqlite::{with_raw, Prepared};
+use crate::store::runs::PlainRow;
 use crate::store::values::{content_sha256, SqlValue, TableDef};
 use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx, INSERT_BATCH_ROWS};
+use rusqlite::ToSql;
 use sqlx::{QueryBuilder, Row};
 use std::collections::HashMap;
 
@@ -84,6 +87,12 @@ impl StoreTx {
             rows.len() <= INSERT_BATCH_ROWS,
             "upsert_rows takes one batch at a time"
         );
+        if let StoreTx::Sqlite(transaction) = self {
+            return with_raw(transaction, |connection| {
+                upsert_rows_raw(connection, table, import_id, &rows)
+            })
+            .await;
+        }
         let existing = self.existing_hashes(table, &rows).await?;
         let mut outcome = UpsertOutcome::default();
         let mut new_rows = Vec::with_capacity(rows.len());
@@ -170,6 +179,66 @@ impl StoreTx {
         });
         Ok(())
     }
+}
+
+/// SQLite: each row is inserted unless its key exists; an existing row is compared by
+/// its stored content hash. One prepared statement per row, stepped in place.
+fn upsert_rows_raw(
+    connection: &rusqlite::Connection,
+    table: &TableDef,
+    import_id: i64,
+    rows: &[Vec<SqlValue>],
+) -> StoreResult<UpsertOutcome> {
+    let placeholders = (1..=table.columns.len() + 2)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut insert = Prepared::new(connection, &format!(
+        "INSERT INTO {} ({}, content_sha256, import_id) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+        table.table,
+        table.columns.join(", ")
+    ))?;
+    let key_condition = table
+        .key_columns
+        .iter()
+        .enumerate()
+        .map(|(n, column)| format!("{column} = ${}", n + 1))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut stored_hash = Prepared::new(
+        connection,
+        &format!(
+            "SELECT content_sha256 FROM {} WHERE {key_condition}",
+            table.table
+        ),
+    )?;
+    let key_indexes: Vec<usize> = table
+        .key_columns
+        .iter()
+        .map(|column| column_index(table, column))
+        .collect();
+    let mut outcome = UpsertOutcome::default();
+    for values in rows {
+        let hash = content_sha256(values);
+        let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+        bound.push(&hash);
+        bound.push(&import_id);
+        if insert.execute(&bound)? == 1 {
+            outcome.inserted += 1;
+            continue;
+        }
+        let key: Vec<&dyn ToSql> = key_indexes
+            .iter()
+            .map(|&i| &values[i] as &dyn ToSql)
+            .collect();
+        let stored = stored_hash.query_map(&key, |row| Ok(row.text("content_sha256")?))?;
+        if stored.first() == Some(&hash) {
+            outcome.unchanged += 1;
+        } else {
+            outcome.conflicts.push(row_key(table, values));
+        }
+    }
+    Ok(outcome)
 }
 
 fn column_index(table: &TableDef, column: &str) -> usize {

@@ -9,8 +9,10 @@
 //! change and its audit entry share one transaction.
 
 mod audit_log;
+mod bulk;
 mod export;
 mod imports;
+mod raw_sqlite;
 mod results;
 mod runs;
 mod service;
@@ -40,6 +42,8 @@ const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("refusing to run on a database that is not durable: {0}")]

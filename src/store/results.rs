@@ -6,10 +6,13 @@ use crate::domain::ids::BankCode;
 use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
 use crate::store::export::{batch_from_row, BatchRecord};
+use crate::store::raw_sqlite::{with_raw, Prepared};
 use crate::store::runs::PlainRow;
+use crate::store::values::SqlValue;
 use crate::store::{
     with_pool, with_tx, Store, StoreError, StoreResult, StoreTx, INSERT_BATCH_ROWS,
 };
+use rusqlite::ToSql;
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 
@@ -74,7 +77,7 @@ pub struct HouseholdHold {
     pub account_number: String,
 }
 
-fn voucher_from_row(row: &impl PlainRow) -> StoreResult<TreasuryVoucher> {
+fn voucher_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<TreasuryVoucher> {
     let voucher_no = row.text("voucher_no")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("voucher {voucher_no}: {what}"));
     Ok(TreasuryVoucher {
@@ -136,11 +139,11 @@ impl Store {
 
     /// (status, amount) of each payment of a batch.
     pub async fn payment_states_of_batch(&self, batch_id: &str) -> StoreResult<Vec<(String, Fen)>> {
-        let found = with_pool!(self, pool, Db => {
-            sqlx::query("SELECT status, amount_fen FROM payment WHERE batch_id = $1").bind(batch_id).fetch_all(pool).await?
-                .iter().map(|row| Ok((row.text("status")?, Fen::new(row.int("amount_fen")?)))).collect::<StoreResult<Vec<_>>>()?
-        });
-        Ok(found)
+        let sql = "SELECT status, amount_fen FROM payment WHERE batch_id = $1";
+        self.fetch_mapped(sql, &[SqlValue::Text(batch_id.into())], |row| {
+            Ok((row.text("status")?, Fen::new(row.int("amount_fen")?)))
+        })
+        .await
     }
 
     pub async fn vouchers(&self) -> StoreResult<Vec<TreasuryVoucher>> {
@@ -177,6 +180,27 @@ impl Store {
         let count: i64 = with_pool!(self, pool, Db => sqlx::query_scalar(sql).bind(run_id).fetch_one(pool).await?);
         Ok(count)
     }
+}
+
+/// A payment with the account its line sent it to and its run's state (the query's
+/// `WHERE` follows).
+const PAYMENT_SELECT: &str =
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.status, \
+     p.results_seen, l.account_number, r.state AS run_state FROM payment p \
+     JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id";
+
+fn instructed_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<InstructedPayment> {
+    Ok(InstructedPayment {
+        end_to_end_id: row.text("end_to_end_id")?,
+        run_id: row.text("run_id")?,
+        batch_id: row.text("batch_id")?,
+        household_id: row.text("household_id")?,
+        amount: Fen::new(row.int("amount_fen")?),
+        status: row.text("status")?,
+        results_seen: row.int("results_seen")?,
+        account_number: row.text("account_number")?,
+        run_state: row.text("run_state")?,
+    })
 }
 
 impl StoreTx {
@@ -221,6 +245,22 @@ impl StoreTx {
         ids: &[String],
     ) -> StoreResult<HashMap<String, InstructedPayment>> {
         let mut found = HashMap::new();
+        if let StoreTx::Sqlite(transaction) = self {
+            let sql = format!("{PAYMENT_SELECT} WHERE p.end_to_end_id = $1");
+            with_raw(transaction, |connection| {
+                let mut select = Prepared::new(connection, &sql)?;
+                for id in ids {
+                    for record in
+                        select.query_map(&[id as &dyn ToSql], |row| instructed_from_row(row))?
+                    {
+                        found.insert(record.end_to_end_id.clone(), record);
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            return Ok(found);
+        }
         for chunk in ids.chunks(INSERT_BATCH_ROWS) {
             with_tx!(self, conn, Db => {
                 let mut query = QueryBuilder::<Db>::new(
@@ -233,17 +273,7 @@ impl StoreTx {
                 chunk.iter().for_each(|id| { separated.push_bind(id.clone()); });
                 query.push(")");
                 for row in query.build().fetch_all(&mut *conn).await? {
-                    let record = InstructedPayment {
-                        end_to_end_id: row.text("end_to_end_id")?,
-                        run_id: row.text("run_id")?,
-                        batch_id: row.text("batch_id")?,
-                        household_id: row.text("household_id")?,
-                        amount: Fen::new(row.int("amount_fen")?),
-                        status: row.text("status")?,
-                        results_seen: row.int("results_seen")?,
-                        account_number: row.text("account_number")?,
-                        run_state: row.text("run_state")?,
-                    };
+                    let record = instructed_from_row(&row)?;
                     found.insert(record.end_to_end_id.clone(), record);
                 }
             });
@@ -258,6 +288,29 @@ impl StoreTx {
         result_sha256: &str,
         at: &str,
     ) -> StoreResult<()> {
+        if let StoreTx::Sqlite(transaction) = self {
+            let sql = "UPDATE payment SET status = $1, results_seen = $2, reason_code = COALESCE($3, reason_code), \
+                       reason_text = COALESCE($4, reason_text), bank_serial = COALESCE($5, bank_serial), \
+                       result_sha256 = $6, status_updated_at = $7 WHERE end_to_end_id = $8";
+            return with_raw(transaction, |connection| {
+                let mut update = Prepared::new(connection, sql)?;
+                for u in updates {
+                    let changed = update.execute(&[
+                        &u.status,
+                        &u.results_seen,
+                        &u.reason_code,
+                        &u.reason_text,
+                        &u.bank_serial,
+                        &result_sha256,
+                        &at,
+                        &u.end_to_end_id,
+                    ])?;
+                    assert_eq!(changed, 1, "an update names one instructed payment");
+                }
+                Ok(())
+            })
+            .await;
+        }
         for chunk in updates.chunks(INSERT_BATCH_ROWS) {
             with_tx!(self, conn, Db => {
                 let mut query = QueryBuilder::<Db>::new("WITH v (e2e, status, seen, code, reason, serial) AS (");
@@ -285,20 +338,37 @@ impl StoreTx {
         result_file_id: i64,
         lines: &[ResultLine],
     ) -> StoreResult<()> {
-        for chunk in lines.chunks(INSERT_BATCH_ROWS) {
-            with_tx!(self, conn, Db => {
-                let mut query = QueryBuilder::<Db>::new(
-                    "INSERT INTO payment_result (result_file_id, line, end_to_end_id, status, amount_fen, reason_code, reason_text, bank_serial, outcome) ",
-                );
-                query.push_values(chunk, |mut values, line| {
-                    values.push_bind(result_file_id).push_bind(line.line).push_bind(line.end_to_end_id.clone())
-                        .push_bind(line.status.clone()).push_bind(line.amount.map(Fen::as_i64))
-                        .push_bind(line.reason_code.clone()).push_bind(line.reason_text.clone())
-                        .push_bind(line.bank_serial.clone()).push_bind(line.outcome);
-                });
-                query.build().execute(&mut *conn).await?;
-            });
-        }
+        const COLUMNS: &[&str] = &[
+            "result_file_id",
+            "line",
+            "end_to_end_id",
+            "status",
+            "amount_fen",
+            "reason_code",
+            "reason_text",
+            "bank_serial",
+            "outcome",
+        ];
+        let opt_text =
+            |value: &Option<String>| value.clone().map_or(SqlValue::NullText, SqlValue::Text);
+        let rows: Vec<Vec<SqlValue>> = lines
+            .iter()
+            .map(|line| {
+                vec![
+                    SqlValue::Int(result_file_id),
+                    SqlValue::Int(line.line),
+                    SqlValue::Text(line.end_to_end_id.clone()),
+                    SqlValue::Text(line.status.clone()),
+                    line.amount
+                        .map_or(SqlValue::NullInt, |amount| SqlValue::Int(amount.as_i64())),
+                    opt_text(&line.reason_code),
+                    opt_text(&line.reason_text),
+                    opt_text(&line.bank_serial),
+                    SqlValue::Text(line.outcome.to_string()),
+                ]
+            })
+            .collect();
+        self.insert_values("payment_result", COLUMNS, &rows).await?;
         Ok(())
     }
 

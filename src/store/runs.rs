@@ -9,11 +9,10 @@ use crate::domain::money::Fen;
 use crate::domain::month::{parse_date, Month};
 use crate::policy::calc::{ArrearsSource, LineStatus, PriorLine};
 use crate::run::{RunLine, RunState, RunTotals};
-use crate::store::{
-    with_pool, with_tx, Store, StoreError, StoreResult, StoreTx, INSERT_BATCH_ROWS,
-};
+use crate::store::values::SqlValue;
+use crate::store::{with_pool, with_tx, Store, StoreError, StoreResult, StoreTx};
 use rust_decimal::Decimal;
-use sqlx::{QueryBuilder, Row};
+use sqlx::Row;
 use std::collections::HashSet;
 use std::str::FromStr;
 
@@ -54,12 +53,12 @@ fn month_of(text: &str) -> StoreResult<Month> {
     Month::parse(text).map_err(|_| corrupt("month", text))
 }
 
-fn count_of(row: &impl PlainRow, column: &str) -> StoreResult<u32> {
+fn count_of(row: &(impl PlainRow + ?Sized), column: &str) -> StoreResult<u32> {
     u32::try_from(row.int(column)?).map_err(|_| corrupt(column, "negative count"))
 }
 
 /// A stored household version, re-validated into the domain type.
-fn household_from_row(row: &impl PlainRow) -> StoreResult<Household> {
+fn household_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<Household> {
     let text = |column: &str| row.text(column);
     let household_id = text("household_id")?;
     Ok(Household {
@@ -93,7 +92,7 @@ fn household_from_row(row: &impl PlainRow) -> StoreResult<Household> {
     })
 }
 
-fn decision_from_row(row: &impl PlainRow) -> StoreResult<Decision> {
+fn decision_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<Decision> {
     let decision_id = row.text("decision_id")?;
     let household_id = row.text("household_id")?;
     let percent = match row.opt_text("percent")? {
@@ -153,7 +152,7 @@ impl RunRecord {
     }
 }
 
-pub(crate) fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
+pub(crate) fn run_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<RunRecord> {
     Ok(RunRecord {
         run_id: row.text("run_id")?,
         run_no: row.int("run_no")?,
@@ -176,7 +175,7 @@ pub(crate) fn run_from_row(row: &impl PlainRow) -> StoreResult<RunRecord> {
     })
 }
 
-pub(crate) fn line_from_row(row: &impl PlainRow) -> StoreResult<RunLine> {
+pub(crate) fn line_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<RunLine> {
     let status = row.text("status")?;
     let flags = row.text("flags")?;
     Ok(RunLine {
@@ -260,28 +259,45 @@ impl StoreTx {
         let versions_sql =
             "SELECT * FROM household_version WHERE household_id >= $1 AND household_id <= $2 \
                             AND approved_from <= $3 ORDER BY household_id, approved_from";
-        let month_text = month.to_string();
-        let chunk = with_tx!(self, conn, Db => {
-            let ids: Vec<String> = sqlx::query_scalar(ids_sql)
-                .bind(&month_text).bind(scope_pattern(scope)).bind(after).bind(limit)
-                .fetch_all(&mut *conn).await?;
-            let wanted: HashSet<&String> = ids.iter().collect();
-            let mut chunk: Vec<Vec<Household>> = Vec::with_capacity(ids.len());
-            if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-                let rows = sqlx::query(versions_sql).bind(first).bind(last).bind(&month_text).fetch_all(&mut *conn).await?;
-                for row in &rows {
-                    if !wanted.contains(&row.text("household_id")?) {
-                        continue;
+        let month_text = SqlValue::Text(month.to_string());
+        let ids: Vec<String> = self
+            .fetch_mapped(
+                ids_sql,
+                &[
+                    month_text.clone(),
+                    SqlValue::Text(scope_pattern(scope)),
+                    SqlValue::Text(after.to_string()),
+                    SqlValue::Int(limit),
+                ],
+                |row| Ok(row.text("household_id")?),
+            )
+            .await?;
+        let wanted: HashSet<&String> = ids.iter().collect();
+        let mut chunk: Vec<Vec<Household>> = Vec::with_capacity(ids.len());
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            let bounds = [
+                SqlValue::Text(first.clone()),
+                SqlValue::Text(last.clone()),
+                month_text,
+            ];
+            let versions = self
+                .fetch_mapped(versions_sql, &bounds, |row| {
+                    let id = row.text("household_id")?;
+                    wanted
+                        .contains(&id)
+                        .then(|| household_from_row(row))
+                        .transpose()
+                })
+                .await?;
+            for household in versions.into_iter().flatten() {
+                match chunk.last_mut() {
+                    Some(versions) if versions[0].household_id == household.household_id => {
+                        versions.push(household)
                     }
-                    let household = household_from_row(row)?;
-                    match chunk.last_mut() {
-                        Some(versions) if versions[0].household_id == household.household_id => versions.push(household),
-                        _ => chunk.push(vec![household]),
-                    }
+                    _ => chunk.push(vec![household]),
                 }
             }
-            chunk
-        });
+        }
         Ok(chunk)
     }
 
@@ -292,11 +308,9 @@ impl StoreTx {
         last: &str,
     ) -> StoreResult<Vec<Decision>> {
         let sql = "SELECT * FROM decision WHERE household_id >= $1 AND household_id <= $2 ORDER BY household_id, effective_month, decision_id";
-        let decisions = with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(first).bind(last).fetch_all(&mut *conn).await?
-                .iter().map(decision_from_row).collect::<StoreResult<Vec<_>>>()?
-        });
-        Ok(decisions)
+        let bounds = [SqlValue::Text(first.into()), SqlValue::Text(last.into())];
+        self.fetch_mapped(sql, &bounds, |row| decision_from_row(row))
+            .await
     }
 
     /// Lines of standing runs of the programme before `month`, for households in
@@ -316,21 +330,27 @@ impl StoreTx {
                    LEFT JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
                    WHERE r.state <> 'cancelled' AND r.programme = $1 AND r.month <= $2 \
                    AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
-        let lines = with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(programme).bind(month.to_string()).bind(first).bind(last)
-                .fetch_all(&mut *conn).await?.iter().map(|row| {
-                    let status = row.text("status")?;
-                    Ok((row.text("household_id")?, PriorLine {
-                        month: month_of(&row.text("month")?)?,
-                        end_to_end_id: row.text("end_to_end_id")?,
-                        status: LineStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-                        recovery: Fen::new(row.int("recovery_fen")?),
-                        arrears_sources: ArrearsSource::split(&row.text("arrears_sources")?),
-                        instructed_ok: row.int("instructed_ok")? == 1,
-                    }))
-                }).collect::<StoreResult<Vec<_>>>()?
-        });
-        Ok(lines)
+        let values = [
+            SqlValue::Text(programme.into()),
+            SqlValue::Text(month.to_string()),
+            SqlValue::Text(first.into()),
+            SqlValue::Text(last.into()),
+        ];
+        self.fetch_mapped(sql, &values, |row| {
+            let status = row.text("status")?;
+            Ok((
+                row.text("household_id")?,
+                PriorLine {
+                    month: month_of(&row.text("month")?)?,
+                    end_to_end_id: row.text("end_to_end_id")?,
+                    status: LineStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+                    recovery: Fen::new(row.int("recovery_fen")?),
+                    arrears_sources: ArrearsSource::split(&row.text("arrears_sources")?),
+                    instructed_ok: row.int("instructed_ok")? == 1,
+                },
+            ))
+        })
+        .await
     }
 
     /// Values of `column` (`account_number` or `head_id_number`) that several
@@ -385,29 +405,57 @@ impl StoreTx {
 
     /// Writes lines in multi-row statements.
     pub async fn insert_lines(&mut self, run_id: &str, lines: &[RunLine]) -> StoreResult<()> {
-        for chunk in lines.chunks(INSERT_BATCH_ROWS) {
-            with_tx!(self, conn, Db => {
-                let mut query = QueryBuilder::<Db>::new(
-                    "INSERT INTO run_line (run_id, line_no, household_id, approved_from, region_code, area, status, \
-                     base_fen, supplements_fen, arrears_fen, reduction_fen, recovery_fen, payable_fen, bank_code, \
-                     account_number, account_name, head_id_number, end_to_end_id, flags, arrears_sources) ",
-                );
-                query.push_values(chunk, |mut values, line| {
-                    values.push_bind(run_id.to_string()).push_bind(line.line_no).push_bind(line.household_id.clone())
-                        .push_bind(line.approved_from.to_string()).push_bind(line.region_code.clone())
-                        .push_bind(line.area.clone()).push_bind(line.status.as_str())
-                        .push_bind(line.base.as_i64()).push_bind(line.supplements.as_i64())
-                        .push_bind(line.arrears.as_i64()).push_bind(line.reduction.as_i64())
-                        .push_bind(line.recovery.as_i64()).push_bind(line.payable.as_i64())
-                        .push_bind(line.bank_code.clone()).push_bind(line.account_number.clone())
-                        .push_bind(line.account_name.clone()).push_bind(line.head_id_number.clone())
-                        .push_bind(line.end_to_end_id.clone()).push_bind(line.flags.join(";"))
-                        .push_bind(ArrearsSource::join(&line.arrears_sources));
-                });
-                query.build().execute(&mut *conn).await?;
-            });
-        }
-        Ok(())
+        const COLUMNS: &[&str] = &[
+            "run_id",
+            "line_no",
+            "household_id",
+            "approved_from",
+            "region_code",
+            "area",
+            "status",
+            "base_fen",
+            "supplements_fen",
+            "arrears_fen",
+            "reduction_fen",
+            "recovery_fen",
+            "payable_fen",
+            "bank_code",
+            "account_number",
+            "account_name",
+            "head_id_number",
+            "end_to_end_id",
+            "flags",
+            "arrears_sources",
+        ];
+        let text = |value: &str| SqlValue::Text(value.to_string());
+        let rows: Vec<Vec<SqlValue>> = lines
+            .iter()
+            .map(|line| {
+                vec![
+                    text(run_id),
+                    SqlValue::Int(line.line_no),
+                    text(&line.household_id),
+                    SqlValue::Text(line.approved_from.to_string()),
+                    text(&line.region_code),
+                    text(&line.area),
+                    text(line.status.as_str()),
+                    SqlValue::Int(line.base.as_i64()),
+                    SqlValue::Int(line.supplements.as_i64()),
+                    SqlValue::Int(line.arrears.as_i64()),
+                    SqlValue::Int(line.reduction.as_i64()),
+                    SqlValue::Int(line.recovery.as_i64()),
+                    SqlValue::Int(line.payable.as_i64()),
+                    text(&line.bank_code),
+                    text(&line.account_number),
+                    text(&line.account_name),
+                    text(&line.head_id_number),
+                    text(&line.end_to_end_id),
+                    SqlValue::Text(line.flags.join(";")),
+                    SqlValue::Text(ArrearsSource::join(&line.arrears_sources)),
+                ]
+            })
+            .collect();
+        self.insert_values("run_line", COLUMNS, &rows).await
     }
 
     pub async fn finish_run(
@@ -578,11 +626,13 @@ impl Store {
         let sql = format!(
             "SELECT * FROM run_line WHERE run_id = $1 AND line_no > $2 AND {condition} ORDER BY line_no LIMIT $3"
         );
-        let lines = with_pool!(self, pool, Db => {
-            sqlx::query(&sql).bind(run_id).bind(after_line_no).bind(limit).fetch_all(pool).await?
-                .iter().map(line_from_row).collect::<StoreResult<Vec<_>>>()?
-        });
-        Ok(lines)
+        let values = [
+            SqlValue::Text(run_id.into()),
+            SqlValue::Int(after_line_no),
+            SqlValue::Int(limit),
+        ];
+        self.fetch_mapped(&sql, &values, |row| line_from_row(row))
+            .await
     }
 
     /// Totals of a run's lines grouped by `region_code`, `area` or bank class, and status.
@@ -692,7 +742,7 @@ fn sum_as(column: &str, alias: &str) -> String {
     format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {alias}")
 }
 
-fn sum_of(row: &impl PlainRow, column: &str) -> StoreResult<i64> {
+fn sum_of(row: &(impl PlainRow + ?Sized), column: &str) -> StoreResult<i64> {
     Ok(row.int(column)?)
 }
 

@@ -1,0 +1,194 @@
+//! Backend-neutral bulk reads and writes for the paths that touch every row: one SQL
+//! text with `$N` placeholders and plain values, stepped through rusqlite on SQLite
+//! (see `raw_sqlite`) and through sqlx on PostgreSQL.
+//!
+//! **Invariants:** a write runs inside the caller's transaction; values bind by
+//! placeholder number; PostgreSQL inserts go through `COPY`, whose text format
+//! escapes every separator.
+
+use crate::store::raw_sqlite::{with_raw, Prepared};
+use crate::store::runs::PlainRow;
+use crate::store::values::SqlValue;
+use crate::store::{Store, StoreResult, StoreTx};
+use rusqlite::ToSql;
+use sqlx::Database;
+
+fn bind_value<'q, Db: Database>(
+    query: sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>,
+    value: &SqlValue,
+) -> sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    match value {
+        SqlValue::Int(number) => query.bind(*number),
+        SqlValue::Text(text) => query.bind(text.clone()),
+        SqlValue::NullInt => query.bind(None::<i64>),
+        SqlValue::NullText => query.bind(None::<String>),
+    }
+}
+
+fn as_params(values: &[SqlValue]) -> Vec<&dyn ToSql> {
+    values.iter().map(|value| value as &dyn ToSql).collect()
+}
+
+impl StoreTx {
+    /// Rows of `sql` with `values` bound to `$1..$n`, each mapped by `map`.
+    pub(crate) async fn fetch_mapped<T>(
+        &mut self,
+        sql: &str,
+        values: &[SqlValue],
+        mut map: impl FnMut(&dyn PlainRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                with_raw(transaction, |connection| {
+                    Prepared::new(connection, sql)?.query_map(&as_params(values), |row| map(row))
+                })
+                .await
+            }
+            StoreTx::Postgres(transaction) => {
+                let query = values.iter().fold(sqlx::query(sql), bind_value);
+                let rows = query.fetch_all(&mut **transaction).await?;
+                rows.iter().map(|row| map(row)).collect()
+            }
+        }
+    }
+
+    /// Inserts `rows` (each in `columns` order) into `table`.
+    pub(crate) async fn insert_values(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<SqlValue>],
+    ) -> StoreResult<()> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                let placeholders = (1..=columns.len())
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({placeholders})",
+                    columns.join(", ")
+                );
+                with_raw(transaction, |connection| {
+                    let mut insert = Prepared::new(connection, &sql)?;
+                    for row in rows {
+                        assert_eq!(row.len(), columns.len(), "a value per column");
+                        insert.execute(&as_params(row))?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            StoreTx::Postgres(transaction) => copy_in(transaction, table, columns, rows).await,
+        }
+    }
+}
+
+/// Bytes sent to PostgreSQL per `COPY` message.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// PostgreSQL: `COPY … FROM STDIN` in text format, streamed in 1 MiB messages.
+async fn copy_in(
+    connection: &mut sqlx::PgConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<SqlValue>],
+) -> StoreResult<()> {
+    let statement = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+    let mut copy = connection.copy_in_raw(&statement).await?;
+    let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
+    for row in rows {
+        assert_eq!(row.len(), columns.len(), "a value per column");
+        copy_text_row(&mut buffer, row);
+        if buffer.len() >= COPY_CHUNK_BYTES {
+            copy.send(buffer.as_slice()).await?;
+            buffer.clear();
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer.as_slice()).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL, and backslash,
+/// tab, line feed and carriage return escaped.
+pub(crate) fn copy_text_row(buffer: &mut Vec<u8>, row: &[SqlValue]) {
+    for (position, value) in row.iter().enumerate() {
+        if position > 0 {
+            buffer.push(b'\t');
+        }
+        match value {
+            SqlValue::Int(number) => buffer.extend_from_slice(number.to_string().as_bytes()),
+            SqlValue::Text(text) => {
+                for &byte in text.as_bytes() {
+                    match byte {
+                        b'\\' => buffer.extend_from_slice(b"\\\\"),
+                        b'\t' => buffer.extend_from_slice(b"\\t"),
+                        b'\n' => buffer.extend_from_slice(b"\\n"),
+                        b'\r' => buffer.extend_from_slice(b"\\r"),
+                        _ => buffer.push(byte),
+                    }
+                }
+            }
+            SqlValue::NullInt | SqlValue::NullText => buffer.extend_from_slice(b"\\N"),
+        }
+    }
+    buffer.push(b'\n');
+}
+
+impl Store {
+    /// Rows of `sql` (a read) with `values` bound to `$1..$n`, each mapped by `map`.
+    pub(crate) async fn fetch_mapped<T>(
+        &self,
+        sql: &str,
+        values: &[SqlValue],
+        mut map: impl FnMut(&dyn PlainRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                with_raw(&mut connection, |connection| {
+                    Prepared::new(connection, sql)?.query_map(&as_params(values), |row| map(row))
+                })
+                .await
+            }
+            Store::Postgres(pool) => {
+                let query = values.iter().fold(sqlx::query(sql), bind_value);
+                let rows = query.fetch_all(pool).await?;
+                rows.iter().map(|row| map(row)).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_split_a_row_or_a_column() {
+        let mut buffer = Vec::new();
+        copy_text_row(
+            &mut buffer,
+            &[
+                SqlValue::Int(-42),
+                SqlValue::Text("a\tb\nc\rd\\e 张三".into()),
+                SqlValue::NullText,
+                SqlValue::NullInt,
+                SqlValue::Text(String::new()),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(buffer).unwrap(),
+            "-42\ta\\tb\\nc\\rd\\\\e 张三\t\\N\t\\N\t\n"
+        );
+    }
+}

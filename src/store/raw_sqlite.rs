@@ -1,0 +1,159 @@
+//! The SQLite bulk path: rusqlite statements stepped on the very connection sqlx holds,
+//! inside sqlx's open transaction, for the loops that touch every row (imports, run
+//! lines, payments, results).
+//!
+//! Why: sqlx's SQLite driver sends every row across a channel from its worker thread
+//! and copies every column into its own allocation; measured here, that overhead was
+//! most of the time of a million-row run. A prepared rusqlite statement binds and steps
+//! in place. The SQL text is the same as on PostgreSQL: `$N` placeholders are bound by
+//! name, so `$2` may appear before `$1`.
+//!
+//! **Invariants:** the raw connection never outlives the lock on sqlx's handle (it is
+//! created and dropped inside `with_raw`), never closes the handle, and never begins
+//! or ends a transaction: the caller's sqlx transaction owns that.
+
+use crate::store::runs::PlainRow;
+use crate::store::values::SqlValue;
+use crate::store::StoreResult;
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use sqlx::SqliteConnection;
+
+/// Runs `work` with a rusqlite view of `connection`, which must be inside the caller's
+/// transaction when `work` writes.
+pub(crate) async fn with_raw<T>(
+    connection: &mut SqliteConnection,
+    work: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut locked = connection.lock_handle().await?;
+    let handle = locked.as_raw_handle();
+    // SAFETY: `handle` is a live sqlite3 connection, held exclusively by `locked` (sqlx's
+    // worker cannot touch it until `locked` drops, after `raw`). A connection made by
+    // `from_handle` does not own the handle and never closes it.
+    #[allow(unsafe_code)]
+    let raw = unsafe { rusqlite::Connection::from_handle(handle.as_ptr().cast()) }?;
+    let outcome = work(&raw);
+    drop(raw);
+    drop(locked);
+    outcome
+}
+
+/// A prepared statement with the positions of its `$1..$n` placeholders looked up once.
+pub(crate) struct Prepared<'c> {
+    statement: rusqlite::Statement<'c>,
+    /// `indexes[k]` is the SQLite parameter index of `$k+1`, if the text uses it.
+    indexes: Vec<Option<usize>>,
+    /// Result column names, looked up once (rusqlite's by-name lookup asks SQLite for
+    /// every name on every call).
+    column_names: Vec<String>,
+}
+
+/// A result row whose columns are found by name through the statement's cached names.
+pub(crate) struct NamedRow<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    column_names: &'r [String],
+}
+
+impl NamedRow<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
+        let index = self
+            .column_names
+            .iter()
+            .position(|name| name == column)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_string()))?;
+        self.row
+            .get(index)
+            .map_err(|error| decode_error(column, error))
+    }
+}
+
+impl PlainRow for NamedRow<'_, '_> {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.get(column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column)
+    }
+}
+
+impl<'c> Prepared<'c> {
+    /// Prepares `sql`, which names its parameters `$1..$n`.
+    pub(crate) fn new(
+        connection: &'c rusqlite::Connection,
+        sql: &str,
+    ) -> StoreResult<Prepared<'c>> {
+        let statement = connection.prepare(sql)?;
+        let count = statement.parameter_count();
+        let indexes = (1..=count)
+            .map(|n| statement.parameter_index(&format!("${n}")))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let column_names = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        Ok(Prepared {
+            statement,
+            indexes,
+            column_names,
+        })
+    }
+
+    fn bind(&mut self, values: &[&dyn ToSql]) -> StoreResult<()> {
+        assert!(
+            values.len() >= self.indexes.iter().flatten().count(),
+            "every placeholder has a value"
+        );
+        self.statement.clear_bindings();
+        for (value, index) in values.iter().zip(&self.indexes) {
+            if let Some(index) = index {
+                self.statement.raw_bind_parameter(*index, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the query with `values` bound and maps each row.
+    pub(crate) fn query_map<T>(
+        &mut self,
+        values: &[&dyn ToSql],
+        mut map: impl FnMut(&NamedRow<'_, '_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.bind(values)?;
+        let column_names = &self.column_names;
+        let mut rows = self.statement.raw_query();
+        let mut mapped = Vec::new();
+        while let Some(row) = rows.next()? {
+            mapped.push(map(&NamedRow { row, column_names })?);
+        }
+        Ok(mapped)
+    }
+
+    /// Runs the statement with `values` bound; the number of rows it changed.
+    pub(crate) fn execute(&mut self, values: &[&dyn ToSql]) -> StoreResult<usize> {
+        self.bind(values)?;
+        Ok(self.statement.raw_execute()?)
+    }
+}
+
+impl ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlValue::Int(number) => ToSqlOutput::Borrowed(ValueRef::Integer(*number)),
+            SqlValue::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            SqlValue::NullInt | SqlValue::NullText => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+fn decode_error(column: &str, error: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(error),
+    }
+}
