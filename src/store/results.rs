@@ -449,10 +449,9 @@ impl Store {
     pub async fn batch_lines(&self, batch_id: &str) -> StoreResult<Vec<crate::run::RunLine>> {
         let sql = "SELECT l.* FROM run_line l JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
                    WHERE p.batch_id = $1 ORDER BY l.line_no";
-        let lines = with_pool!(self, pool, Db => {
-            sqlx::query(sql).bind(batch_id).fetch_all(pool).await?
-                .iter().map(crate::store::runs::line_from_row).collect::<StoreResult<Vec<_>>>()?
-        });
-        Ok(lines)
+        self.fetch_mapped(sql, &[SqlValue::Text(batch_id.into())], |row| {
+            crate::store::runs::line_from_row(row)
+        })
+        .await
     }
 }
