@@ -392,7 +392,7 @@ fn created_at_local(created_at: &str) -> anyhow::Result<chrono::NaiveDateTime> {
 /// Before signing, the file must say what the plan says (fail closed): tabular files
 /// are parsed back and their count, total and end_to_end_ids compared; a pain.001
 /// file's rendered figures are compared (its schema is checked by the tests).
-fn check_rendered(
+pub(crate) fn check_rendered(
     layout: &Layout,
     planned: &PlannedBatch,
     batch: &PaymentBatch,
