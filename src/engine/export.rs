@@ -27,7 +27,6 @@ use crate::run::{next_state, RunEvent, RunState};
 use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
 use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx, TxLock};
 use anyhow::Context as _;
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Lines read per page while planning and building batches.
@@ -398,7 +397,7 @@ pub(crate) fn check_rendered(
     batch: &PaymentBatch,
     rendered: &RenderedFile,
 ) -> anyhow::Result<()> {
-    let planned_ids: HashSet<&str> = batch
+    let planned_ids: Vec<&str> = batch
         .payments
         .iter()
         .map(|p| p.end_to_end_id.as_str())
@@ -432,7 +431,7 @@ pub(crate) fn check_rendered(
             parsed
                 .payments
                 .iter()
-                .map(|p| p.end_to_end_id.as_str())
+                .map(|p| p.end_to_end_id.as_ref())
                 .collect(),
         ),
     };

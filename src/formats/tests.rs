@@ -165,7 +165,7 @@ fn rendered_tabular_files_parse_back_with_the_same_controls() {
         let ids: Vec<_> = parsed
             .payments
             .iter()
-            .map(|p| p.end_to_end_id.as_str())
+            .map(|p| p.end_to_end_id.as_ref())
             .collect();
         let expected: Vec<_> = batch
             .payments
@@ -235,7 +235,7 @@ fn rare_names_round_trip_byte_exact_in_gb18030() {
     assert_eq!(read, names);
     let mut again = batch.clone();
     for (payment, name) in again.payments.iter_mut().zip(read) {
-        payment.account_name = name;
+        payment.account_name = name.into_owned();
     }
     assert_eq!(
         render_payment_file(&layout, &again).unwrap().bytes,
@@ -726,14 +726,14 @@ proptest! {
             let parsed = parse_payment_file(&layout, &rendered.bytes).unwrap();
             prop_assert_eq!(parsed.record_count, batch.payments.len() as u64);
             prop_assert_eq!(parsed.total, batch.total());
-            let ids: Vec<_> = parsed.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
+            let ids: Vec<_> = parsed.payments.iter().map(|p| p.end_to_end_id.to_string()).collect();
             let expected: Vec<_> = batch.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
             prop_assert_eq!(ids, expected);
             let mut again = batch.clone();
             for (payment, read) in again.payments.iter_mut().zip(&parsed.payments) {
-                payment.account_name = read.account_name.clone().unwrap_or_default();
-                payment.account_number = read.account_number.clone().unwrap_or_default();
-                payment.end_to_end_id = read.end_to_end_id.clone();
+                payment.account_name = read.account_name.clone().unwrap_or_default().into_owned();
+                payment.account_number = read.account_number.clone().unwrap_or_default().into_owned();
+                payment.end_to_end_id = read.end_to_end_id.to_string();
                 payment.amount = read.amount;
             }
             prop_assert_eq!(render_payment_file(&layout, &again).unwrap().bytes, rendered.bytes);
