@@ -425,7 +425,7 @@ impl<'l> RecordPlan<'l> {
     /// The spec of the 0-based line `index` (< the line count `new` was given).
     fn spec(&self, index: usize) -> &'l RecordSpec {
         if let Some(spec) = self.before.get(index) {
-            return *spec;
+            return spec;
         }
         let after_index = index - self.before.len();
         match after_index.checked_sub(self.detail_count) {
