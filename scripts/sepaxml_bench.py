@@ -89,7 +89,9 @@ def read_payments(path: str) -> list:
 
 
 def our_pain001_rate(directory: str):
-    """(rows per render second, rows per format second) of our layout C, if recorded."""
+    """Our layout C as recorded: (rows per second of rendering alone, on one thread;
+    rows per second of render + check + SHA-256 + sign on one thread; rows per elapsed
+    second of the whole pass on the bench's sealing threads)."""
     path = os.path.join(directory, "formats-bench.csv")
     if not os.path.exists(path):
         return None
@@ -97,7 +99,11 @@ def our_pain001_rate(directory: str):
         for row in csv.DictReader(file):
             if row["layout"] == "C iso20022-pain001":
                 rows = int(row["rows"])
-                return rows / float(row["render_s"]), rows / float(row["format_s"])
+                return (
+                    rows / float(row["render_s"]),
+                    rows / float(row["cpu_s"]),
+                    float(row["rows_per_second"]),
+                )
     return None
 
 
@@ -127,11 +133,15 @@ def main() -> int:
     )
     ours = our_pain001_rate(os.path.dirname(os.path.abspath(arguments.payments_csv)))
     if ours:
-        render_rate, format_rate = ours
-        print(f"disburse pain.001.001.09 render:  {render_rate:,.0f} tx/s = {render_rate / rate:.1f}x sepaxml")
+        render_rate, sealed_rate, wall_rate = ours
+        print(f"disburse pain.001.001.09, rendering alone, one thread: {render_rate:,.0f} tx/s = {render_rate / rate:.1f}x sepaxml")
         print(
-            f"disburse render + check + SHA-256 + Ed25519 sign and verify: {format_rate:,.0f} tx/s "
-            f"= {format_rate / rate:.1f}x sepaxml"
+            f"disburse render + check + SHA-256 + Ed25519 sign and verify, one thread: {sealed_rate:,.0f} tx/s "
+            f"= {sealed_rate / rate:.1f}x sepaxml"
+        )
+        print(
+            f"disburse the same, elapsed, on the bench's sealing threads: {wall_rate:,.0f} tx/s "
+            f"= {wall_rate / rate:.1f}x sepaxml"
         )
     return 0
 

@@ -1,8 +1,9 @@
 //! `disburse bench --formats-only --households N [--out DIR]`: the bank-file work of an
 //! export, without a database. N generated payees are planned into batches as export
-//! plans them (`export::plan`), and each batch is rendered, parsed back and checked
-//! against its plan (export's own check), hashed (SHA-256) and signed (Ed25519, the
-//! signature verified as export does). Two passes: every payment in its route's layout
+//! plans them (`export::plan`), and each batch is sealed by export's own function
+//! (`export::seal`: rendered, parsed back and checked against its plan, hashed with
+//! SHA-256, signed with Ed25519 and the signature verified), `SEALS_IN_FLIGHT` batches
+//! at a time as export seals them. Two passes: every payment in its route's layout
 //! (what `run export` does with the default routes), and every payment in each of the
 //! layouts A, B and C (so a layout's rate is measured on the same N payments, e.g.
 //! beside `scripts/sepaxml_bench.py`). `DIR/payments.csv` holds the payments for that
@@ -15,16 +16,18 @@ use crate::bench::peak_memory_kib;
 use crate::config::{Config, Route, ROUTE_MAX_RECORDS_DEFAULT};
 use crate::demo::generate::{GeneratedPayee, RosterGenerator};
 use crate::domain::payment::{PaymentBatch, PaymentInstruction};
-use crate::engine::export::check_rendered;
 use crate::export::plan::{route_index, BatchPlanner, PlannedBatch};
+use crate::export::seal::{seal_batch, SealStage, SEALS_IN_FLIGHT};
 use crate::formats::spec::find;
-use crate::formats::{load_builtin, render_payment_file, Layout};
-use crate::sign::{generate_key_pair, sha256_hex, KeyAlgorithm, SigningKey, VerifyingKey};
+use crate::formats::{load_builtin, Layout};
+use crate::sign::{generate_key_pair, KeyAlgorithm, SigningKey};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Seed of the generated payees: the same payments every time, so runs compare.
@@ -48,7 +51,8 @@ struct BenchLine {
     payee: GeneratedPayee,
 }
 
-/// What one layout's files cost, stage by stage.
+/// What one layout's files cost, stage by stage. Stage times are summed over the
+/// threads (CPU seconds); `wall` is the elapsed time of a whole pass, where known.
 #[derive(Default)]
 struct LayoutFigures {
     files: u64,
@@ -57,15 +61,16 @@ struct LayoutFigures {
     /// Building the `PaymentBatch` (export reads it from the database instead).
     assemble: Duration,
     render: Duration,
-    /// Parse back and check against the plan (`engine::export::check_rendered`).
+    /// Parse back and check against the plan (`export::seal::check_rendered`).
     parse_back: Duration,
     sha256: Duration,
     /// Sign, and verify the fresh signature, as export does.
     sign: Duration,
+    wall: Option<Duration>,
 }
 
 impl LayoutFigures {
-    /// The format work export does per file: render, check, hash, sign.
+    /// The format work export does per file, in CPU seconds: render, check, hash, sign.
     fn format_seconds(&self) -> f64 {
         (self.render + self.parse_back + self.sha256 + self.sign).as_secs_f64()
     }
@@ -82,6 +87,12 @@ impl LayoutFigures {
     }
 }
 
+/// One pass: the figures per route and the pass's elapsed time.
+struct Pass {
+    per_route: Vec<LayoutFigures>,
+    wall: Duration,
+}
+
 /// Runs the formats benchmark on `households` generated payees; writes
 /// `out/payments.csv` and `out/formats-bench.csv`; returns the table to print.
 pub fn run_formats_bench(households: u64, out: &Path) -> anyhow::Result<String> {
@@ -93,30 +104,23 @@ pub fn run_formats_bench(households: u64, out: &Path) -> anyhow::Result<String> 
     write_payments_csv(&lines, &payments_csv)?;
     let pair = generate_key_pair(KeyAlgorithm::Ed25519)?;
     let key = SigningKey::from_pkcs8_pem(&pair.private_pkcs8_pem)?;
-    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
     let layouts = load_builtin();
-    let signer = Signer {
-        key: &key,
-        verifier: &verifier,
-    };
     let routes = Config::builtin().routes;
     let mut digests = String::new();
-    let mix = bench_routes(&lines, &routes, &layouts, &signer, &mut digests)?;
+    let mix = bench_routes(&lines, &routes, &layouts, &key, &mut digests)?;
     let mut each = Vec::new();
     for (letter, name) in LAYOUTS {
         let route = single_route(&routes, name);
-        let figures = bench_routes(
+        let pass = bench_routes(
             &lines,
             std::slice::from_ref(&route),
             &layouts,
-            &signer,
+            &key,
             &mut digests,
         )?;
-        each.push((
-            *letter,
-            *name,
-            figures.into_iter().next().unwrap_or_default(),
-        ));
+        let mut figures = pass.per_route.into_iter().next().unwrap_or_default();
+        figures.wall = Some(pass.wall);
+        each.push((*letter, *name, figures));
     }
     let mut report = Report::new(households, generate_seconds);
     report.section("every payment in each layout (same N payments per layout)");
@@ -124,8 +128,11 @@ pub fn run_formats_bench(households: u64, out: &Path) -> anyhow::Result<String> 
         report.row(&format!("{letter} {name}"), figures);
     }
     report.section("every payment in its route's layout (run export, default routes)");
-    let mut mix_total = LayoutFigures::default();
-    for (index, figures) in mix.iter().enumerate() {
+    let mut mix_total = LayoutFigures {
+        wall: Some(mix.wall),
+        ..LayoutFigures::default()
+    };
+    for (index, figures) in mix.per_route.iter().enumerate() {
         if figures.files > 0 {
             let route = &routes[index];
             let prefix = match route.bank_prefix.as_str() {
@@ -205,68 +212,122 @@ fn single_route(routes: &[Route], layout: &str) -> Route {
     }
 }
 
-struct Signer<'k> {
-    key: &'k SigningKey,
-    verifier: &'k VerifyingKey,
-}
-
-/// Plans `lines` over `routes` and puts every batch through export's file work;
-/// returns the figures per route and appends `sha256 layout/batch_id` to `digests`.
+/// Plans `lines` over `routes` and seals every batch as export does, on
+/// `SEALS_IN_FLIGHT` threads that each take the next batch; returns the figures per
+/// route and appends `sha256  layout/batch_id` to `digests`, in batch order.
 fn bench_routes(
     lines: &[BenchLine],
     routes: &[Route],
     layouts: &[Layout],
-    signer: &Signer<'_>,
+    key: &SigningKey,
     digests: &mut String,
-) -> anyhow::Result<Vec<LayoutFigures>> {
+) -> anyhow::Result<Pass> {
     let mut planner = BatchPlanner::new(routes, BENCH_RUN_NO);
     for line in lines {
         planner.push(line.line_no, &line.payee.bank_code, line.payee.amount)?;
     }
-    let mut figures: Vec<LayoutFigures> = routes.iter().map(|_| LayoutFigures::default()).collect();
-    for planned in planner.finish() {
-        let route = &routes[planned.route_index];
-        let layout =
-            find(layouts, &route.layout).with_context(|| format!("no layout {}", route.layout))?;
-        let started = Instant::now();
-        let batch = assemble_batch(lines, routes, route, &planned);
-        let assembled = Instant::now();
-        let rendered = render_payment_file(layout, &batch)?;
-        let rendered_at = Instant::now();
-        check_rendered(layout, &planned, &batch, &rendered)?;
-        let checked = Instant::now();
-        let sha256 = sha256_hex(&rendered.bytes);
-        let hashed = Instant::now();
-        let signature = signer.key.sign(&rendered.bytes)?;
-        signer.verifier.verify(&rendered.bytes, &signature)?;
-        let signed = Instant::now();
-        let _ = writeln!(digests, "{sha256}  {}/{}", layout.name(), planned.batch_id);
-        let figure = &mut figures[planned.route_index];
-        figure.files += 1;
-        figure.rows += rendered.record_count;
-        figure.bytes += rendered.bytes.len() as u64;
-        figure.assemble += assembled - started;
-        figure.render += rendered_at - assembled;
-        figure.parse_back += checked - rendered_at;
-        figure.sha256 += hashed - checked;
-        figure.sign += signed - hashed;
+    let plan = planner.finish();
+    // Each line's route, found once (export reads each batch's lines by route instead).
+    let line_routes: Vec<Option<usize>> = lines
+        .iter()
+        .map(|line| route_index(routes, &line.payee.bank_code))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let sealed: Mutex<Vec<(usize, String, LayoutFigures)>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..SEALS_IN_FLIGHT)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    while let Some(planned) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let (digest, figures) =
+                            bench_batch(lines, &line_routes, routes, layouts, key, planned)?;
+                        let index = usize::try_from(planned.batch_seq).unwrap_or(usize::MAX);
+                        if let Ok(mut sealed) = sealed.lock() {
+                            sealed.push((index, digest, figures));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sealing thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let wall = started.elapsed();
+    let mut sealed = sealed
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a sealing thread panicked"))?;
+    sealed.sort_by_key(|(index, _, _)| *index);
+    let mut per_route: Vec<LayoutFigures> =
+        routes.iter().map(|_| LayoutFigures::default()).collect();
+    for ((_, digest, figures), planned) in sealed.iter().zip(&plan) {
+        digests.push_str(digest);
+        per_route[planned.route_index].add(figures);
     }
-    Ok(figures)
+    Ok(Pass { per_route, wall })
+}
+
+/// One batch assembled and sealed, timed stage by stage.
+fn bench_batch(
+    lines: &[BenchLine],
+    line_routes: &[Option<usize>],
+    routes: &[Route],
+    layouts: &[Layout],
+    key: &SigningKey,
+    planned: &PlannedBatch,
+) -> anyhow::Result<(String, LayoutFigures)> {
+    let route = &routes[planned.route_index];
+    let layout =
+        find(layouts, &route.layout).with_context(|| format!("no layout {}", route.layout))?;
+    let started = Instant::now();
+    let batch = assemble_batch(lines, line_routes, route, planned);
+    let mut figures = LayoutFigures {
+        assemble: started.elapsed(),
+        ..LayoutFigures::default()
+    };
+    let mut lap_started = Instant::now();
+    let mut lap = |stage: SealStage| {
+        let now = Instant::now();
+        let spent = now - lap_started;
+        lap_started = now;
+        match stage {
+            SealStage::Render => figures.render += spent,
+            SealStage::ParseBack => figures.parse_back += spent,
+            SealStage::Sha256 => figures.sha256 += spent,
+            SealStage::Sign => figures.sign += spent,
+        }
+    };
+    let sealed = seal_batch(layout, planned, &batch, key, None, &mut lap)
+        .map_err(|error| anyhow::anyhow!("batch {}: {error}", planned.batch_id))?;
+    figures.files = 1;
+    figures.rows = sealed.rendered.record_count;
+    figures.bytes = sealed.rendered.bytes.len() as u64;
+    let digest = format!(
+        "{}  {}/{}\n",
+        sealed.sha256,
+        layout.name(),
+        planned.batch_id
+    );
+    Ok((digest, figures))
 }
 
 /// The batch export's pass 2 would read: the route's lines in the planned range.
 fn assemble_batch(
     lines: &[BenchLine],
-    routes: &[Route],
+    line_routes: &[Option<usize>],
     route: &Route,
     planned: &PlannedBatch,
 ) -> PaymentBatch {
     let first = usize::try_from(planned.first_line_no - 1).unwrap_or(0);
     let last = usize::try_from(planned.last_line_no).unwrap_or(0);
     let mut payments = Vec::with_capacity(planned.record_count as usize);
-    for line in &lines[first..last] {
-        let in_batch = route_index(routes, &line.payee.bank_code)
-            .is_some_and(|index| planned.holds(index, line.line_no));
+    for (line, line_route) in lines[first..last].iter().zip(&line_routes[first..last]) {
+        let in_batch = line_route.is_some_and(|index| planned.holds(index, line.line_no));
         if !in_batch {
             continue;
         }
@@ -310,12 +371,12 @@ impl Report {
         );
         let _ = writeln!(
             table,
-            "  format s = render + parse-back + sha256 + sign; rows/s on format s; assemble (building the batch in memory) not counted"
+            "  stage columns: CPU seconds summed over {SEALS_IN_FLIGHT} sealing threads; cpu s = render + parse + sha256 + sign;\n  wall s: elapsed time of the pass; rows/s = rows / wall s; assemble (building batches in memory) is not export's work"
         );
         Report {
             households,
             table,
-            csv: String::from("households,section,layout,files,rows,mib,assemble_s,render_s,parse_back_s,sha256_s,sign_s,format_s,rows_per_second\n"),
+            csv: String::from("households,section,layout,files,rows,mib,assemble_s,render_s,parse_back_s,sha256_s,sign_s,cpu_s,wall_s,rows_per_second\n"),
             section: "",
         }
     }
@@ -324,7 +385,7 @@ impl Report {
         self.section = title;
         let _ = writeln!(
             self.table,
-            "\n  {title}\n  {:<24} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}",
+            "\n  {title}\n  {:<24} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}",
             "layout",
             "files",
             "rows",
@@ -334,22 +395,24 @@ impl Report {
             "parse",
             "sha256",
             "sign",
-            "format s",
+            "cpu s",
+            "wall s",
             "rows/s"
         );
     }
 
     fn row(&mut self, label: &str, figures: &LayoutFigures) {
-        let seconds = figures.format_seconds();
-        let rate = if seconds > 0.0 {
-            figures.rows as f64 / seconds
-        } else {
-            0.0
-        };
+        let cpu_seconds = figures.format_seconds();
+        let wall_seconds = figures.wall.map(|wall| wall.as_secs_f64());
+        let rate = wall_seconds
+            .filter(|seconds| *seconds > 0.0)
+            .map(|seconds| figures.rows as f64 / seconds);
+        let wall_text = wall_seconds.map_or_else(String::new, |seconds| format!("{seconds:.3}"));
+        let rate_text = rate.map_or_else(String::new, |rate| format!("{rate:.0}"));
         let mib = figures.bytes as f64 / (1024.0 * 1024.0);
         let _ = writeln!(
             self.table,
-            "  {label:<24} {:>5} {:>9} {mib:>7.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {seconds:>8.3} {rate:>11.0}",
+            "  {label:<24} {:>5} {:>9} {mib:>7.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {cpu_seconds:>8.3} {wall_text:>8} {rate_text:>11}",
             figures.files,
             figures.rows,
             figures.assemble.as_secs_f64(),
@@ -360,7 +423,7 @@ impl Report {
         );
         let _ = writeln!(
             self.csv,
-            "{},\"{}\",{},{},{},{mib:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{seconds:.3},{rate:.0}",
+            "{},\"{}\",{},{},{},{mib:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{cpu_seconds:.3},{wall_text},{rate_text}",
             self.households,
             self.section,
             label.trim(),
@@ -379,7 +442,7 @@ impl Report {
         let figures_csv = out.join("formats-bench.csv");
         let _ = writeln!(
             self.csv,
-            "{},peak_memory_mib,,,,{peak_mib},,,,,,,",
+            "{},peak_memory_mib,,,,{peak_mib},,,,,,,,",
             self.households
         );
         std::fs::write(&figures_csv, &self.csv)
