@@ -154,15 +154,20 @@ fn decode_plain_gb(bytes: &[u8]) -> Option<String> {
     let table = gb_pair_table();
     // Two bytes of GBK become at most three of UTF-8.
     let mut text = String::with_capacity(bytes.len() + bytes.len() / 2);
-    let mut index = 0;
-    while let Some(byte) = bytes.get(index) {
-        if byte.is_ascii() {
-            text.push(char::from(*byte));
-            index += 1;
-        } else {
-            text.push(decode_pair(table, &bytes[index..])?);
-            index += 2;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // A run of ASCII is copied whole; it is valid UTF-8 as it stands.
+        let ascii = rest
+            .iter()
+            .position(|byte| !byte.is_ascii())
+            .unwrap_or(rest.len());
+        let (run, after) = rest.split_at(ascii);
+        text.push_str(std::str::from_utf8(run).ok()?);
+        if after.is_empty() {
+            break;
         }
+        text.push(decode_pair(table, after)?);
+        rest = after.get(2..)?;
     }
     Some(text)
 }

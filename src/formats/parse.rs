@@ -465,15 +465,36 @@ fn parse_fixed<'l, 'b>(
         let width = spec.width.unwrap_or(0);
         let slice = &line.bytes[spec.start..spec.start + width];
         let column = spec.start as u64 + 1;
-        let decoded = decode(layout, slice, line, line.offset + spec.start, column, spec)?;
         // C fields are left-aligned and space-padded; N fields keep their zeros.
         let text = match spec.field_type {
-            FieldType::C => trim_end_spaces(decoded),
-            FieldType::N => decoded,
+            FieldType::C => {
+                decode_padded(layout, slice, line, line.offset + spec.start, column, spec)?
+            }
+            FieldType::N => decode(layout, slice, line, line.offset + spec.start, column, spec)?,
         };
         accept_field(spec, text, line.number, column, fields)?;
     }
     Ok(())
+}
+
+/// A space-padded field's text without its padding. The padding is cut from the bytes
+/// before decoding (a 0x20 byte is a space of its own in every encoding here, never part
+/// of a character), which gives the text `decode` then `trim_end_spaces` gives; should
+/// the rest not decode, the whole field is decoded so the error is the same too.
+fn decode_padded<'b>(
+    layout: &Layout,
+    slice: &'b [u8],
+    line: &Line<'_>,
+    offset: usize,
+    column: u64,
+    spec: &FieldSpec,
+) -> Result<Cow<'b, str>, FormatParseError> {
+    let padding = slice.iter().rev().take_while(|byte| **byte == b' ').count();
+    let unpadded = slice.get(..slice.len() - padding).unwrap_or(slice);
+    match layout.encoding().decode_cow(unpadded) {
+        Ok(text) => Ok(text),
+        Err(_) => decode(layout, slice, line, offset, column, spec).map(trim_end_spaces),
+    }
 }
 
 /// `trim_end_matches(' ')` by bytes: a padded field is mostly spaces, and a space is
