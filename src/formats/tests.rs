@@ -110,7 +110,13 @@ fn sample_batch_matches_golden_files() {
 
 #[test]
 fn pain001_is_valid_against_the_official_schema() {
-    let rendered = render_payment_file(&layout("iso20022-pain001"), &sample_batch()).unwrap();
+    for batch in [sample_batch(), edge_batch()] {
+        check_pain001_schema(&batch);
+    }
+}
+
+fn check_pain001_schema(batch: &PaymentBatch) {
+    let rendered = render_payment_file(&layout("iso20022-pain001"), batch).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("pain001.xml");
     std::fs::write(&file, &rendered.bytes).unwrap();
@@ -129,6 +135,23 @@ fn pain001_is_valid_against_the_official_schema() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The buffer is reserved once at about the file's size: never short without escapes,
+/// never more than the amounts' slack above.
+#[test]
+fn pain001_capacity_estimate_is_close_above_the_file() {
+    for batch in [sample_batch(), edge_batch()] {
+        let rendered = render_payment_file(&layout("iso20022-pain001"), &batch).unwrap();
+        let estimate = xml::capacity_estimate(&batch);
+        let escapes = 200;
+        assert!(
+            estimate + escapes >= rendered.bytes.len(),
+            "{estimate} for {}",
+            rendered.bytes.len()
+        );
+        assert!(estimate <= rendered.bytes.len() + 1024 + 20 * batch.payments.len());
+    }
 }
 
 #[test]
