@@ -1,7 +1,8 @@
 //! `disburse bench --households N [--db URL] [--out DIR]`: the whole month on N
 //! generated households, stage by stage, with rows per second, the total, the peak
 //! memory of the process, and a CSV of the figures. A benchmark, not a test: nothing
-//! here asserts a time.
+//! here asserts a time. `--formats-only` runs `bench_formats` instead: the bank files
+//! alone, without a database.
 
 // Seconds and rates are measurements, not money: the one place floats are allowed.
 #![allow(clippy::float_arithmetic)]
@@ -199,6 +200,12 @@ pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow
         outcome.difference
     );
     write_figures(&figures, households, store.backend_name(), out)
+}
+
+/// `--formats-only`: the bank-file work of an export alone, on generated payments and
+/// without a database (`bench_formats`).
+pub fn run_formats_only(households: u64, out: &Path) -> anyhow::Result<String> {
+    crate::bench_formats::run_formats_bench(households, out)
 }
 
 fn write_figures(

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_formats;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Where the benchmark writes its database (SQLite default), files and bench.csv.
     #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
+    /// Only the bank-file work (render, parse back, SHA-256, sign) on generated
+    /// payments, without a database; writes payments.csv for scripts/sepaxml_bench.py.
+    #[arg(long)]
+    pub formats_only: bool,
 }
 
 #[derive(Debug, Args)]

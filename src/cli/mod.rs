@@ -227,6 +227,13 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             results::returns_ingest(context, args).await
         }
         Command::Reconcile(args) => results::reconcile(context, args).await,
+        Command::Bench(args) if args.formats_only => {
+            println!(
+                "{}",
+                crate::bench::run_formats_only(args.households, &args.out)?
+            );
+            Ok(())
+        }
         Command::Bench(args) => {
             // `--db` left at its default means a fresh SQLite file in the output
             // directory; a PostgreSQL URL should name an empty database.

@@ -4,6 +4,7 @@
 //! (`402…`) and rural commercial banks (`314…`). Deterministic for a given seed.
 
 use crate::domain::ids::{luhn_check_digit, resident_id_check_char};
+use crate::domain::money::Fen;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::{self, Write};
@@ -43,6 +44,19 @@ const RURAL_BANKS: &[(&str, &str)] = &[
 ];
 
 pub const ROSTER_HEADER: &str = "household_id,region_code,area,head_name,head_id_number,members,elderly,minors,severely_disabled,seriously_ill,review_class,last_review,base_amount,employment_cost_deduction,approved_from,approval_ref,approved_by,bank_code,account_number,account_name";
+
+/// One generated payee: what a pay line carries to a bank, for the format benchmark.
+#[derive(Clone, Debug)]
+pub struct GeneratedPayee {
+    pub household_id: String,
+    pub account_name: String,
+    pub account_number: String,
+    /// The household head's resident ID.
+    pub id_number: String,
+    /// CNAPS code of the household's bank branch.
+    pub bank_code: String,
+    pub amount: Fen,
+}
 
 /// A generator of households; the same seed gives the same roster.
 pub struct RosterGenerator {
@@ -139,6 +153,31 @@ impl RosterGenerator {
             region_code: region_code.to_string(),
             head_id_number,
         })
+    }
+
+    /// One payee for household number `index`, drawn like a roster row (region, bank,
+    /// name, ID, card, a monthly amount of 20–100 % of the standard's gap), without
+    /// the roster's policy columns. Same seed, same payees.
+    pub fn payee(&mut self, index: u64) -> GeneratedPayee {
+        let (region_code, area) = REGIONS[self.rng.gen_range(0..REGIONS.len())];
+        let members: i64 = self.rng.gen_range(1..=5);
+        let per_person_fen: i64 = if area == "urban" { 90_000 } else { 65_000 };
+        let gap_share: i64 = self.rng.gen_range(20..=100);
+        let banks = if area == "urban" {
+            URBAN_BANKS
+        } else {
+            RURAL_BANKS
+        };
+        let (bank_code, bin) = banks[self.rng.gen_range(0..banks.len())];
+        let account_name = self.name();
+        GeneratedPayee {
+            household_id: format!("H{region_code}{index:07}"),
+            id_number: self.id_number(region_code),
+            account_number: self.card_number(bin),
+            account_name,
+            bank_code: bank_code.to_string(),
+            amount: Fen::new(per_person_fen * members * gap_share / 100),
+        }
     }
 
     /// Writes a whole roster with a header; returns the households.

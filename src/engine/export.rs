@@ -7,7 +7,16 @@
 //!
 //! **Invariants:** nothing is visible in `--out` and nothing is recorded unless every
 //! file rendered and checked; a re-export gives the same bytes (timestamps come from
-//! the run, never the clock) and must match what was recorded; memory holds one batch.
+//! the run, never the clock) and must match what was recorded; memory holds a few
+//! batches, never the run: `SEALS_IN_FLIGHT` being sealed and, per route, the one
+//! being filled. The pay lines are read once for planning and once for the files,
+//! whatever the number of routes.
+//!
+//! Why batches are sealed on other threads: rendering, reading back, hashing and
+//! signing a file is CPU work (signing hashes every byte with SHA-512 three times, with
+//! the check), and a machine's second core does the next batch's while the first
+//! reads lines and records payments. Files are staged and recorded in plan order, so
+//! the result is byte for byte what one thread gives.
 
 use crate::config::{Config, Route};
 use crate::domain::money::Fen;
@@ -17,18 +26,18 @@ use crate::engine::approve::{approvals_complete, load_run};
 use crate::engine::Refusal;
 use crate::export::files::StagedFiles;
 use crate::export::manifest::{Manifest, ManifestFile};
-use crate::export::plan::{
-    check_against_plan, file_name, route_index, BatchPlanner, FileFigures, PlannedBatch,
-};
+use crate::export::plan::{file_name, route_index, BatchPlanner, PlannedBatch};
+use crate::export::seal::{seal_batch, sign_verified, SealError, SealedFile, SEALS_IN_FLIGHT};
 use crate::export::verify::{MANIFEST, MANIFEST_SIGNATURE};
-use crate::formats::spec::LayoutKind;
-use crate::formats::{load_builtin, parse_payment_file, render_payment_file, Layout, RenderedFile};
+use crate::formats::{load_builtin, Layout};
 use crate::run::{next_state, RunEvent, RunState};
 use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
 use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx, TxLock};
 use anyhow::Context as _;
-use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// Lines read per page while planning and building batches.
 const LINES_PAGE: i64 = 10_000;
@@ -65,7 +74,7 @@ pub async fn export_run(
 ) -> anyhow::Result<ExportOutcome> {
     let run = load_run(store, request.run_id).await?;
     let (state, next) = check_exportable(store, &run).await?;
-    let key = load_key(config, request.key_path)?;
+    let key = Arc::new(load_key(config, request.key_path)?);
     let layouts = load_builtin();
     let routes = resolve_routes(&config.routes, &layouts)?;
     let plan = plan_run(store, &run, &config.routes).await?;
@@ -82,18 +91,24 @@ pub async fn export_run(
     }
     let mut transaction = store.begin().await?;
     transaction.lock(TxLock::RunExport).await?;
-    let mut staged = StagedFiles::new(request.out_dir)?;
-    let mut manifest_files: Vec<Option<ManifestFile>> = vec![None; plan.len()];
+    let mut kept = KeptBatches {
+        staged: StagedFiles::new(request.out_dir)?,
+        manifest_files: vec![None; plan.len()],
+        recorded: if reexport { Some(&recorded) } else { None },
+    };
+    // Pass 2 reads the lines once; each batch is sealed on a blocking thread as soon as
+    // its last line is read, at most `SEALS_IN_FLIGHT` at a time.
+    let mut sealing: VecDeque<(usize, PendingBatch)> = VecDeque::with_capacity(SEALS_IN_FLIGHT);
     let mut batches = BatchAssembler::new(run.clone(), &config.routes, &plan)?;
     let mut pages = PayLinePages::new(store, &run.run_id);
     while let Some(page) = pages.next().await? {
         for line in &page {
-            let Some((plan_index, batch, payments)) = batches.push(line)? else {
+            let Some((index, batch, payments)) = batches.push(line)? else {
                 continue;
             };
-            let planned = &plan[plan_index];
+            let planned = &plan[index];
             let resolved = &routes[planned.route_index];
-            let exported = export_batch(
+            let pending = start_batch(
                 &run,
                 resolved,
                 planned,
@@ -101,26 +116,28 @@ pub async fn export_run(
                 payments,
                 &key,
                 request.out_dir,
-            )?;
-            staged.stage(&exported.record.file_name, &exported.bytes)?;
-            staged.stage(
-                &format!("{}.sig", exported.record.file_name),
-                &exported.signature,
-            )?;
-            if reexport {
-                check_same_file(&recorded[plan_index], &exported.record)?;
-            } else {
-                transaction
-                    .insert_batch(&exported.record, request.user, request.now_text)
-                    .await?;
-                transaction
-                    .insert_payments(&run.run_id, &planned.batch_id, &exported.payments)
-                    .await?;
+            );
+            sealing.push_back((index, pending));
+            if sealing.len() == SEALS_IN_FLIGHT {
+                if let Some((index, pending)) = sealing.pop_front() {
+                    let exported = pending.finish(&run.run_id).await?;
+                    kept.keep(&mut transaction, index, &exported, request)
+                        .await?;
+                }
             }
-            manifest_files[plan_index] = Some(manifest_entry(&exported.record));
         }
     }
     batches.finish()?;
+    while let Some((index, pending)) = sealing.pop_front() {
+        let exported = pending.finish(&run.run_id).await?;
+        kept.keep(&mut transaction, index, &exported, request)
+            .await?;
+    }
+    let KeptBatches {
+        staged,
+        manifest_files,
+        ..
+    } = kept;
     let manifest_files: Vec<ManifestFile> = manifest_files
         .into_iter()
         .collect::<Option<_>>()
@@ -310,21 +327,28 @@ struct ExportedBatch {
     payments: Vec<PaymentRecord>,
 }
 
-fn export_batch(
+/// A batch read from the store whose file is being sealed on a blocking thread.
+struct PendingBatch {
+    /// The batch's record, but for the SHA-256 of its file.
+    record: BatchRecord,
+    payments: Vec<PaymentRecord>,
+    sealing: JoinHandle<Result<SealedFile, SealError>>,
+}
+
+/// Reads one batch's lines and starts sealing its file (render, read back and check,
+/// hash, sign) on a blocking thread.
+fn start_batch(
     run: &RunRecord,
     resolved: &ResolvedRoute<'_>,
     planned: &PlannedBatch,
     batch: PaymentBatch,
     payments: Vec<PaymentRecord>,
-    key: &SigningKey,
+    key: &Arc<SigningKey>,
     out_dir: &Path,
-) -> anyhow::Result<ExportedBatch> {
-    let rendered = render_payment_file(resolved.layout, &batch).map_err(|error| {
-        Refusal::message(format!("run {}: {error}; nothing was exported", run.run_id))
-    })?;
-    check_rendered(resolved.layout, planned, &batch, &rendered)?;
+) -> PendingBatch {
     let name = file_name(&planned.batch_id, resolved.layout.kind());
-    let signature = sign_file(key, &rendered.bytes, &out_dir.join(format!("{name}.sig")))?;
+    // A re-export keeps the signature it made before when it still verifies.
+    let existing_signature = std::fs::read(out_dir.join(format!("{name}.sig"))).ok();
     let record = BatchRecord {
         batch_id: planned.batch_id.clone(),
         run_id: run.run_id.clone(),
@@ -336,16 +360,100 @@ fn export_batch(
         file_name: name,
         record_count: i64::from(planned.record_count),
         total_fen: planned.total.as_i64(),
-        sha256: sha256_hex(&rendered.bytes),
+        sha256: String::new(),
         signature_algorithm: key.algorithm().as_str().to_string(),
         key_id: key.key_id(),
     };
-    Ok(ExportedBatch {
+    let layout = resolved.layout.clone();
+    let planned = planned.clone();
+    let key = Arc::clone(key);
+    let sealing = tokio::task::spawn_blocking(move || {
+        seal_batch(
+            &layout,
+            &planned,
+            &batch,
+            &key,
+            existing_signature.as_deref(),
+            &mut |_| {},
+        )
+    });
+    PendingBatch {
         record,
-        bytes: rendered.bytes,
-        signature,
         payments,
-    })
+        sealing,
+    }
+}
+
+impl PendingBatch {
+    /// Waits for the file; a value the format refuses is the run's refusal.
+    async fn finish(self, run_id: &str) -> anyhow::Result<ExportedBatch> {
+        let sealed = self
+            .sealing
+            .await
+            .context("sealing a batch's file stopped")?
+            .map_err(|error| match error {
+                SealError::Render(error) => {
+                    Refusal::message(format!("run {run_id}: {error}; nothing was exported")).into()
+                }
+                SealError::Other(error) => error,
+            })?;
+        Ok(ExportedBatch {
+            record: BatchRecord {
+                sha256: sealed.sha256,
+                ..self.record
+            },
+            bytes: sealed.rendered.bytes,
+            signature: sealed.signature,
+            payments: self.payments,
+        })
+    }
+}
+
+/// The batches sealed so far: staged, recorded (or, re-exporting, checked against the
+/// record) and listed for the manifest, in plan order.
+struct KeptBatches<'r> {
+    staged: StagedFiles,
+    /// Manifest entries by plan index (batches are sealed in the order they fill).
+    manifest_files: Vec<Option<ManifestFile>>,
+    /// The batches recorded by the first export, when this is a re-export.
+    recorded: Option<&'r [BatchRecord]>,
+}
+
+impl KeptBatches<'_> {
+    async fn keep(
+        &mut self,
+        transaction: &mut StoreTx,
+        index: usize,
+        exported: &ExportedBatch,
+        request: &ExportRequest<'_>,
+    ) -> anyhow::Result<()> {
+        let name = &exported.record.file_name;
+        self.staged.stage(name, &exported.bytes)?;
+        self.staged
+            .stage(&format!("{name}.sig"), &exported.signature)?;
+        match self.recorded {
+            Some(recorded) => {
+                let first = recorded.get(index).with_context(|| {
+                    format!("batch {} was not recorded", exported.record.batch_id)
+                })?;
+                check_same_file(first, &exported.record)?;
+            }
+            None => {
+                transaction
+                    .insert_batch(&exported.record, request.user, request.now_text)
+                    .await?;
+                transaction
+                    .insert_payments(
+                        &exported.record.run_id,
+                        &exported.record.batch_id,
+                        &exported.payments,
+                    )
+                    .await?;
+            }
+        }
+        self.manifest_files[index] = Some(manifest_entry(&exported.record));
+        Ok(())
+    }
 }
 
 /// Pass 2: the run's pay lines, read once in line order, each added to the open batch
@@ -473,78 +581,11 @@ fn created_at_local(created_at: &str) -> anyhow::Result<chrono::NaiveDateTime> {
         .naive_local())
 }
 
-/// Before signing, the file must say what the plan says (fail closed): tabular files
-/// are parsed back and their count, total and end_to_end_ids compared; a pain.001
-/// file's rendered figures are compared (its schema is checked by the tests).
-fn check_rendered(
-    layout: &Layout,
-    planned: &PlannedBatch,
-    batch: &PaymentBatch,
-    rendered: &RenderedFile,
-) -> anyhow::Result<()> {
-    let planned_ids: HashSet<&str> = batch
-        .payments
-        .iter()
-        .map(|p| p.end_to_end_id.as_str())
-        .collect();
-    let rendered_figures = FileFigures {
-        record_count: rendered.record_count,
-        total: rendered.total,
-        end_to_end_ids: None,
-    };
-    check_against_plan(planned, &planned_ids, &rendered_figures)?;
-    if layout.kind() == LayoutKind::Iso20022Pain001 {
-        return Ok(());
-    }
-    let parsed = parse_payment_file(layout, &rendered.bytes).with_context(|| {
-        format!(
-            "batch {}: the rendered file does not parse back",
-            planned.batch_id
-        )
-    })?;
-    if let Some(batch_id) = parsed.batch_id.as_deref() {
-        anyhow::ensure!(
-            batch_id == planned.batch_id,
-            "batch {}: the file names batch {batch_id}",
-            planned.batch_id
-        );
-    }
-    let parsed_figures = FileFigures {
-        record_count: parsed.record_count,
-        total: parsed.total,
-        end_to_end_ids: Some(
-            parsed
-                .payments
-                .iter()
-                .map(|p| p.end_to_end_id.as_str())
-                .collect(),
-        ),
-    };
-    check_against_plan(planned, &planned_ids, &parsed_figures)?;
-    Ok(())
-}
-
-/// The detached signature over the file's bytes. An existing signature that verifies
-/// over the same bytes with this key is kept, so a re-export with a randomized scheme
-/// (ECDSA) changes no byte; a new one is verified before it is used.
-fn sign_file(key: &SigningKey, bytes: &[u8], signature_path: &Path) -> anyhow::Result<Vec<u8>> {
-    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
-    if let Ok(existing) = std::fs::read(signature_path) {
-        if verifier.verify(bytes, &existing).is_ok() {
-            return Ok(existing);
-        }
-    }
-    let signature = key.sign(bytes)?;
-    verifier
-        .verify(bytes, &signature)
-        .context("a fresh signature does not verify with its own key")?;
-    Ok(signature)
-}
-
 /// `manifest.json` and its detached signature `manifest.json.sig` (same key, kept when
 /// it still verifies, like a file's), published together: the signature first.
 fn write_manifest(out_dir: &Path, key: &SigningKey, manifest_bytes: &[u8]) -> anyhow::Result<()> {
-    let signature = sign_file(key, manifest_bytes, &out_dir.join(MANIFEST_SIGNATURE))?;
+    let existing = std::fs::read(out_dir.join(MANIFEST_SIGNATURE)).ok();
+    let signature = sign_verified(key, manifest_bytes, existing.as_deref())?;
     let mut staged = StagedFiles::new(out_dir)?;
     staged.stage(MANIFEST_SIGNATURE, &signature)?;
     staged.stage(MANIFEST, manifest_bytes)?;

@@ -166,14 +166,15 @@ impl<'r> BatchPlanner<'r> {
 pub struct FileFigures<'a> {
     pub record_count: u64,
     pub total: Fen,
-    /// The file's end_to_end_ids, when the file was re-read.
-    pub end_to_end_ids: Option<HashSet<&'a str>>,
+    /// The file's end_to_end_ids in file order, when the file was re-read.
+    pub end_to_end_ids: Option<Vec<&'a str>>,
 }
 
 /// Fails closed unless the file carries exactly the planned count, total and ids.
+/// `planned_ids` are the batch's ids in batch order; ids are compared as sets.
 pub fn check_against_plan(
     planned: &PlannedBatch,
-    planned_ids: &HashSet<&str>,
+    planned_ids: &[&str],
     found: &FileFigures<'_>,
 ) -> Result<(), PlanError> {
     let disagree = |what: String| PlanError::FileDisagrees {
@@ -192,21 +193,38 @@ pub fn check_against_plan(
             found.total, planned.total
         )));
     }
-    if planned_ids.len() != planned.record_count as usize {
+    let distinct = distinct_count(planned_ids);
+    if distinct != planned.record_count as usize {
         return Err(disagree(format!(
-            "{} distinct end_to_end_ids for {} records",
-            planned_ids.len(),
+            "{distinct} distinct end_to_end_ids for {} records",
             planned.record_count
         )));
     }
     if let Some(ids) = &found.end_to_end_ids {
-        if ids != planned_ids {
+        if !same_set(ids, planned_ids) {
             return Err(disagree(
                 "its end_to_end_ids are not the planned ones".to_string(),
             ));
         }
     }
     Ok(())
+}
+
+/// How many distinct ids `ids` holds. A batch's ids are in line order and of one width,
+/// so they are strictly increasing and counted without hashing; any other list is
+/// counted by a set.
+fn distinct_count(ids: &[&str]) -> usize {
+    if ids.windows(2).all(|pair| pair[0] < pair[1]) {
+        return ids.len();
+    }
+    ids.iter().collect::<HashSet<_>>().len()
+}
+
+/// Whether two lists hold the same set of ids. A file re-read holds its batch's ids in
+/// the batch's order, which an element-by-element comparison shows without hashing.
+fn same_set(found: &[&str], planned: &[&str]) -> bool {
+    found == planned
+        || found.iter().collect::<HashSet<_>>() == planned.iter().collect::<HashSet<_>>()
 }
 
 #[cfg(test)]
@@ -341,16 +359,47 @@ mod tests {
             record_count: 2,
             total: Fen::new(300),
         };
-        let ids: HashSet<&str> = ["E1", "E2"].into_iter().collect();
+        let ids = ["E1", "E2"];
         let figures = |count, fen, found: &[&'static str]| FileFigures {
             record_count: count,
             total: Fen::new(fen),
-            end_to_end_ids: Some(found.iter().copied().collect()),
+            end_to_end_ids: Some(found.to_vec()),
         };
         assert!(check_against_plan(&planned, &ids, &figures(2, 300, &["E2", "E1"])).is_ok());
+        assert!(check_against_plan(&planned, &ids, &figures(2, 300, &["E1", "E2"])).is_ok());
         assert!(check_against_plan(&planned, &ids, &figures(1, 300, &["E1"])).is_err());
         assert!(check_against_plan(&planned, &ids, &figures(2, 301, &["E1", "E2"])).is_err());
         assert!(check_against_plan(&planned, &ids, &figures(2, 300, &["E1", "E3"])).is_err());
+        assert!(check_against_plan(&planned, &ids, &figures(2, 300, &["E1", "E1"])).is_err());
+        // A batch that repeats an id is refused whatever the file says.
+        let repeated = ["E2", "E2"];
+        assert!(check_against_plan(&planned, &repeated, &figures(2, 300, &["E2", "E2"])).is_err());
+        let unordered = ["E2", "E1"];
+        assert!(check_against_plan(&planned, &unordered, &figures(2, 300, &["E1", "E2"])).is_ok());
+    }
+
+    proptest! {
+        /// The fast paths (in order, same order) decide exactly as sets do.
+        #[test]
+        fn id_checks_agree_with_sets(
+            planned in proptest::collection::vec(0u8..6, 0..8),
+            found in proptest::collection::vec(0u8..6, 0..8),
+            sorted in any::<bool>(),
+        ) {
+            let mut planned: Vec<String> = planned.iter().map(|id| format!("E{id}")).collect();
+            if sorted {
+                planned.sort();
+            }
+            let found: Vec<String> = found.iter().map(|id| format!("E{id}")).collect();
+            let planned: Vec<&str> = planned.iter().map(String::as_str).collect();
+            let found: Vec<&str> = found.iter().map(String::as_str).collect();
+            fn set<'a>(ids: &[&'a str]) -> HashSet<&'a str> {
+                ids.iter().copied().collect()
+            }
+            prop_assert_eq!(distinct_count(&planned), set(&planned).len());
+            prop_assert_eq!(same_set(&found, &planned), set(&found) == set(&planned));
+            prop_assert_eq!(same_set(&planned, &planned), true);
+        }
     }
 
     proptest! {

@@ -6,8 +6,13 @@
 //! Why a table: encoding a million names goes through one array lookup per character
 //! instead of an encoder call per field. The table is built once, lazily, by decoding
 //! every GBK byte pair with `encoding_rs`, so it cannot disagree with the decoder.
+//! Decoding has the mirror table (byte pair → character, from the same decoder): text
+//! made of ASCII and two-byte pairs, which is every name we write, is decoded by lookup
+//! and borrowed where it is ASCII; anything else goes to `encoding_rs`, so errors and
+//! their offsets are the decoder's own.
 
 use encoding_rs::{DecoderResult, Encoding, GB18030, GBK};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// A text encoding a bank file may use.
@@ -100,6 +105,73 @@ fn decode_single_char(bytes: &[u8]) -> Option<u32> {
     }
 }
 
+/// Lead bytes 0x81..=0xFE times trail bytes 0x40..=0xFE (0x7F included, never set).
+const PAIR_TABLE_LEN: usize = 126 * 191;
+
+/// The byte pair → character table: the BMP character `encoding_rs` decodes the pair to
+/// (GBK and GB18030 decode alike), or 0 where it decodes to anything else or fails. Only
+/// characters GBK can encode are kept, so a pair found here passes `check_gbk_only`.
+fn gb_pair_table() -> &'static [u16] {
+    static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = vec![0u16; PAIR_TABLE_LEN].into_boxed_slice();
+        for lead in 0x81u8..=0xFE {
+            for trail in (0x40u8..=0xFE).filter(|trail| *trail != 0x7F) {
+                let decoded = decode_single_char(&[lead, trail])
+                    .and_then(char::from_u32)
+                    .filter(|character| gbk_bytes(*character).is_some());
+                if let Some(character) = decoded {
+                    table[pair_index(lead, trail)] =
+                        u16::try_from(u32::from(character)).unwrap_or(0);
+                }
+            }
+        }
+        table
+    })
+}
+
+fn pair_index(lead: u8, trail: u8) -> usize {
+    usize::from(lead - 0x81) * 191 + usize::from(trail - 0x40)
+}
+
+/// The character a two-byte GBK/GB18030 sequence starting at `bytes[0]` decodes to, when
+/// it is one the pair table holds.
+fn decode_pair(table: &[u16], bytes: &[u8]) -> Option<char> {
+    match bytes {
+        [lead @ 0x81..=0xFE, trail @ 0x40..=0xFE, ..] => {
+            match table.get(pair_index(*lead, *trail)).copied() {
+                Some(0) | None => None,
+                Some(code) => char::from_u32(u32::from(code)),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Decodes text made only of ASCII and pairs of the pair table; `None` for anything else
+/// (the euro byte 0x80, four-byte sequences, malformed bytes), which `encoding_rs` decides.
+fn decode_plain_gb(bytes: &[u8]) -> Option<String> {
+    let table = gb_pair_table();
+    // Two bytes of GBK become at most three of UTF-8.
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 2);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // A run of ASCII is copied whole; it is valid UTF-8 as it stands.
+        let ascii = rest
+            .iter()
+            .position(|byte| !byte.is_ascii())
+            .unwrap_or(rest.len());
+        let (run, after) = rest.split_at(ascii);
+        text.push_str(std::str::from_utf8(run).ok()?);
+        if after.is_empty() {
+            break;
+        }
+        text.push(decode_pair(table, after)?);
+        rest = after.get(2..)?;
+    }
+    Some(text)
+}
+
 /// GBK bytes for one non-ASCII character, if GBK has it.
 fn gbk_bytes(character: char) -> Option<([u8; 2], usize)> {
     let code = u32::from(character);
@@ -187,6 +259,60 @@ impl TargetEncoding {
         Ok(out)
     }
 
+    /// `decode_strict`, borrowing `bytes` when they are ASCII (or valid UTF-8 for UTF-8):
+    /// the same text and the same errors, without an allocation for most fields.
+    pub fn decode_cow(self, bytes: &[u8]) -> Result<Cow<'_, str>, Malformed> {
+        if self == TargetEncoding::Utf8 || bytes.is_ascii() {
+            return std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|error| Malformed {
+                    offset: error.valid_up_to(),
+                    encoding: self.name(),
+                });
+        }
+        match decode_plain_gb(bytes) {
+            Some(text) => Ok(Cow::Owned(text)),
+            None => self.decode_strict(bytes).map(Cow::Owned),
+        }
+    }
+
+    /// Where `delimiter` splits a line, in bytes, as it would split the decoded line;
+    /// `None` when that needs the full decoder (a malformed byte, a four-byte sequence,
+    /// 0x80). A GBK trail byte may equal the delimiter byte; a pair is skipped whole, so
+    /// only a delimiter that is a character of its own splits. Returns whether the line
+    /// ends with the delimiter as a character.
+    pub fn split_plain(self, line: &[u8], delimiter: u8, splits: &mut Vec<usize>) -> Option<bool> {
+        splits.clear();
+        if self == TargetEncoding::Utf8 {
+            // UTF-8 never uses an ASCII byte inside a multi-byte character.
+            std::str::from_utf8(line).ok()?;
+            splits.extend(
+                line.iter()
+                    .enumerate()
+                    .filter(|(_, byte)| **byte == delimiter)
+                    .map(|(index, _)| index),
+            );
+            return Some(line.last() == Some(&delimiter));
+        }
+        let table = gb_pair_table();
+        let mut index = 0;
+        let mut ends_with_delimiter = false;
+        while let Some(byte) = line.get(index) {
+            if byte.is_ascii() {
+                if *byte == delimiter {
+                    splits.push(index);
+                }
+                ends_with_delimiter = *byte == delimiter;
+                index += 1;
+            } else {
+                decode_pair(table, &line[index..])?;
+                ends_with_delimiter = false;
+                index += 2;
+            }
+        }
+        Some(ends_with_delimiter)
+    }
+
     /// Decodes `bytes` strictly: malformed input is an error with its byte offset, never
     /// U+FFFD. For GBK, a GB18030 four-byte sequence is malformed too (the `encoding_rs`
     /// GBK decoder accepts them because WHATWG decodes GBK as GB18030).
@@ -238,6 +364,78 @@ fn check_gbk_only(text: &str) -> Result<(), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Every byte pair decodes by table exactly as `decode_strict` decodes it (same text,
+    /// or the same error at the same offset), in both encodings.
+    #[test]
+    fn pair_table_decodes_every_pair_as_the_decoder_does() {
+        for encoding in [TargetEncoding::Gbk, TargetEncoding::Gb18030] {
+            for lead in 0x80u8..=0xFF {
+                for trail in 0u8..=0xFF {
+                    let bytes = [lead, trail];
+                    let fast = encoding.decode_cow(&bytes).map(Cow::into_owned);
+                    assert_eq!(
+                        fast,
+                        encoding.decode_strict(&bytes),
+                        "{lead:02X}{trail:02X}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Bytes a GBK or GB18030 file may hold, weighted toward the awkward ones: the
+    /// delimiter, the euro byte, lead bytes, four-byte digits and trail bytes.
+    fn gb_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            4 => 0x20u8..0x7F,
+            2 => Just(b'|'),
+            1 => Just(0x80u8),
+            4 => 0x81u8..=0xFE,
+            1 => 0x30u8..=0x39,
+            2 => 0x40u8..=0xFE,
+            1 => any::<u8>(),
+        ];
+        prop::collection::vec(byte, 0..24)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The borrowed/table decoder gives what the strict decoder gives, errors included.
+        #[test]
+        fn decode_cow_agrees_with_decode_strict(bytes in gb_bytes()) {
+            for encoding in [TargetEncoding::Gbk, TargetEncoding::Gb18030, TargetEncoding::Utf8] {
+                let fast = encoding.decode_cow(&bytes).map(Cow::into_owned);
+                prop_assert_eq!(fast, encoding.decode_strict(&bytes));
+            }
+        }
+
+        /// Where `split_plain` speaks, it splits as the decoded text splits, and the line
+        /// decodes; where it cannot, the caller decodes the line whole.
+        #[test]
+        fn split_plain_splits_as_the_decoded_text_splits(bytes in gb_bytes()) {
+            for encoding in [TargetEncoding::Gbk, TargetEncoding::Gb18030, TargetEncoding::Utf8] {
+                let mut splits = Vec::new();
+                let Some(ends_with_delimiter) = encoding.split_plain(&bytes, b'|', &mut splits) else {
+                    continue;
+                };
+                let text = encoding.decode_strict(&bytes);
+                prop_assert!(text.is_ok());
+                let text = text.unwrap_or_default();
+                prop_assert_eq!(ends_with_delimiter, text.ends_with('|'));
+                let mut fields = Vec::new();
+                let mut start = 0;
+                for end in splits.iter().copied().chain([bytes.len()]) {
+                    fields.push(encoding.decode_strict(&bytes[start..end]).unwrap_or_default());
+                    start = end + 1;
+                }
+                let expected: Vec<&str> = text.split('|').collect();
+                prop_assert_eq!(fields, expected);
+            }
+        }
+    }
 
     /// The table must agree with `encoding_rs` for every BMP character it can encode,
     /// and must refuse every character `encoding_rs` can only write as `&#…;`.

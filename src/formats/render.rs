@@ -191,14 +191,13 @@ fn payment_value(payment: &PaymentInstruction, source: Source) -> Value<'_> {
     }
 }
 
-/// Writes records into one growing buffer, reusing its scratch space across fields.
+/// Writes records into one growing buffer. Each field is encoded straight into it and
+/// padded in place; the scratch string holds numbers, money and dates before encoding.
 pub(crate) struct RecordWriter<'l> {
     layout: &'l Layout,
     out: Vec<u8>,
     /// The field's text before encoding (numbers, dates, money).
     text: String,
-    /// The field's encoded bytes before padding.
-    encoded: Vec<u8>,
 }
 
 impl<'l> RecordWriter<'l> {
@@ -207,7 +206,6 @@ impl<'l> RecordWriter<'l> {
             layout,
             out: Vec::with_capacity(capacity),
             text: String::with_capacity(64),
-            encoded: Vec::with_capacity(128),
         }
     }
 
@@ -231,8 +229,7 @@ impl<'l> RecordWriter<'l> {
                 FieldContent::Literal(text) => Value::Text(text),
                 FieldContent::Source(source) => value(*source),
             };
-            self.encode_field(field, field_value, owner)?;
-            self.place_field(field, owner)?;
+            self.write_field(field, field_value, owner)?;
         }
         if delimited && self.layout.trailing_delimiter() {
             self.out.push(self.layout.delimiter());
@@ -242,27 +239,30 @@ impl<'l> RecordWriter<'l> {
         Ok(())
     }
 
-    /// Formats and encodes the value into `self.encoded`.
-    fn encode_field(
+    /// Formats, checks, encodes and places one field. The checks run in this order,
+    /// each a refusal: a forbidden character, a character the encoding lacks, a non-digit
+    /// in an N field, a value wider than its field.
+    fn write_field(
         &mut self,
         field: &FieldSpec,
         value: Value<'_>,
         owner: &dyn Fn() -> String,
     ) -> Result<(), FormatError> {
-        self.text.clear();
+        let RecordWriter { layout, out, text } = self;
+        text.clear();
         let text: &str = match value {
-            Value::Text(text) => text,
+            Value::Text(value) => value,
             Value::Number(number) => {
-                push_u64(&mut self.text, number);
-                &self.text
+                push_u64(text, number);
+                text
             }
             Value::Money(amount) => {
-                write_money(&mut self.text, amount, field.amount_unit);
-                &self.text
+                write_money(text, amount, field.amount_unit);
+                text
             }
             Value::Date(date) => {
-                write_date(&mut self.text, date, self.layout.date_format());
-                &self.text
+                write_date(text, date, layout.date_format());
+                text
             }
             Value::Missing => {
                 return Err(FormatError::SourceUnavailable {
@@ -271,61 +271,82 @@ impl<'l> RecordWriter<'l> {
                 })
             }
         };
-        check_characters(self.layout, field, text, owner)?;
-        self.encoded.clear();
-        self.layout
-            .encoding()
-            .encode_into(text, &mut self.encoded)
-            .map_err(|error| FormatError::Unencodable {
-                owner: owner(),
-                field: field.label.clone(),
-                character: error.character,
-                encoding: error.encoding,
-            })
-    }
-
-    /// Pads (fixed) or bounds (delimited) the encoded value and appends it.
-    fn place_field(
-        &mut self,
-        field: &FieldSpec,
-        owner: &dyn Fn() -> String,
-    ) -> Result<(), FormatError> {
-        let length = self.encoded.len();
-        if field.field_type == FieldType::N && !self.encoded.iter().all(u8::is_ascii_digit) {
-            return Err(FormatError::NotDigits {
-                owner: owner(),
-                field: field.label.clone(),
-            });
-        }
-        let width = match field.width {
-            Some(width) if length > width => {
-                return Err(FormatError::TooLong {
+        let start = out.len();
+        if is_plain_ascii(layout, text) {
+            // Printable ASCII without the delimiter: nothing to refuse, and every
+            // encoding writes it as it is.
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            check_characters(layout, field, text, owner)?;
+            layout
+                .encoding()
+                .encode_into(text, out)
+                .map_err(|error| FormatError::Unencodable {
                     owner: owner(),
                     field: field.label.clone(),
-                    length,
-                    width,
-                })
-            }
-            Some(width) => width,
-            None => length,
-        };
-        let pad = width - length;
-        match field.field_type {
-            FieldType::N => {
-                self.out.resize(self.out.len() + pad, b'0');
-                self.out.extend_from_slice(&self.encoded);
-            }
-            // A delimited C field is bounded, never padded: the bank trims nothing.
-            FieldType::C if self.layout.kind() == LayoutKind::Delimited => {
-                self.out.extend_from_slice(&self.encoded);
-            }
-            FieldType::C => {
-                self.out.extend_from_slice(&self.encoded);
-                self.out.resize(self.out.len() + pad, b' ');
+                    character: error.character,
+                    encoding: error.encoding,
+                })?;
+        }
+        place_field(layout, field, out, start, owner)
+    }
+}
+
+/// Whether `text` is printable ASCII without the layout's delimiter.
+fn is_plain_ascii(layout: &Layout, text: &str) -> bool {
+    let delimiter = match layout.kind() {
+        LayoutKind::Delimited => layout.delimiter(),
+        _ => 0,
+    };
+    text.bytes()
+        .all(|byte| (0x20..0x7F).contains(&byte) && byte != delimiter)
+}
+
+/// Pads (fixed) or bounds (delimited) the value encoded at `out[start..]`, in place.
+/// On a refusal the value is taken out again.
+fn place_field(
+    layout: &Layout,
+    field: &FieldSpec,
+    out: &mut Vec<u8>,
+    start: usize,
+    owner: &dyn Fn() -> String,
+) -> Result<(), FormatError> {
+    let encoded = out.get(start..).unwrap_or_default();
+    let length = encoded.len();
+    if field.field_type == FieldType::N && !encoded.iter().all(u8::is_ascii_digit) {
+        out.truncate(start);
+        return Err(FormatError::NotDigits {
+            owner: owner(),
+            field: field.label.clone(),
+        });
+    }
+    let width = match field.width {
+        Some(width) if length > width => {
+            out.truncate(start);
+            return Err(FormatError::TooLong {
+                owner: owner(),
+                field: field.label.clone(),
+                length,
+                width,
+            });
+        }
+        Some(width) => width,
+        None => length,
+    };
+    let pad = width - length;
+    match field.field_type {
+        // Zeros go before the digits: append them, then turn them to the front.
+        FieldType::N => {
+            out.resize(out.len() + pad, b'0');
+            if let Some(placed) = out.get_mut(start..) {
+                placed.rotate_right(pad);
             }
         }
-        Ok(())
+        // A delimited C field is bounded, never padded: the bank trims nothing.
+        FieldType::C if layout.kind() == LayoutKind::Delimited => {}
+        FieldType::C => out.resize(out.len() + pad, b' '),
     }
+    Ok(())
 }
 
 /// Control characters would break any record; the delimiter would shift a delimited one.

@@ -110,7 +110,13 @@ fn sample_batch_matches_golden_files() {
 
 #[test]
 fn pain001_is_valid_against_the_official_schema() {
-    let rendered = render_payment_file(&layout("iso20022-pain001"), &sample_batch()).unwrap();
+    for batch in [sample_batch(), edge_batch()] {
+        check_pain001_schema(&batch);
+    }
+}
+
+fn check_pain001_schema(batch: &PaymentBatch) {
+    let rendered = render_payment_file(&layout("iso20022-pain001"), batch).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("pain001.xml");
     std::fs::write(&file, &rendered.bytes).unwrap();
@@ -129,6 +135,23 @@ fn pain001_is_valid_against_the_official_schema() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The buffer is reserved once at about the file's size: never short without escapes,
+/// never more than the amounts' slack above.
+#[test]
+fn pain001_capacity_estimate_is_close_above_the_file() {
+    for batch in [sample_batch(), edge_batch()] {
+        let rendered = render_payment_file(&layout("iso20022-pain001"), &batch).unwrap();
+        let estimate = xml::capacity_estimate(&batch);
+        let escapes = 200;
+        assert!(
+            estimate + escapes >= rendered.bytes.len(),
+            "{estimate} for {}",
+            rendered.bytes.len()
+        );
+        assert!(estimate <= rendered.bytes.len() + 1024 + 20 * batch.payments.len());
+    }
 }
 
 #[test]
@@ -165,7 +188,7 @@ fn rendered_tabular_files_parse_back_with_the_same_controls() {
         let ids: Vec<_> = parsed
             .payments
             .iter()
-            .map(|p| p.end_to_end_id.as_str())
+            .map(|p| p.end_to_end_id.as_ref())
             .collect();
         let expected: Vec<_> = batch
             .payments
@@ -235,7 +258,7 @@ fn rare_names_round_trip_byte_exact_in_gb18030() {
     assert_eq!(read, names);
     let mut again = batch.clone();
     for (payment, name) in again.payments.iter_mut().zip(read) {
-        payment.account_name = name;
+        payment.account_name = name.into_owned();
     }
     assert_eq!(
         render_payment_file(&layout, &again).unwrap().bytes,
@@ -418,7 +441,7 @@ fn invalid_layouts_are_refused_naming_the_key() {
 }
 
 /// R1 written by hand (not by our renderer), encoded to GBK.
-fn r1_sample(trailer: &str) -> Vec<u8> {
+pub(super) fn r1_sample(trailer: &str) -> Vec<u8> {
     r1_sample_with("1|0.05|3|1811.05", trailer)
 }
 
@@ -498,7 +521,7 @@ fn r1_result_file_parses_and_checks_its_controls() {
 
 /// R1B records built by the layout engine from result values (a bank simulator would
 /// do the same).
-fn r1b_sample(ok_count_override: Option<u64>) -> Vec<u8> {
+pub(super) fn r1b_sample(ok_count_override: Option<u64>) -> Vec<u8> {
     let layout = layout("rcc-result-fixed-gbk");
     let batch = sample_batch();
     let statuses = [
@@ -726,17 +749,132 @@ proptest! {
             let parsed = parse_payment_file(&layout, &rendered.bytes).unwrap();
             prop_assert_eq!(parsed.record_count, batch.payments.len() as u64);
             prop_assert_eq!(parsed.total, batch.total());
-            let ids: Vec<_> = parsed.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
+            let ids: Vec<_> = parsed.payments.iter().map(|p| p.end_to_end_id.to_string()).collect();
             let expected: Vec<_> = batch.payments.iter().map(|p| p.end_to_end_id.clone()).collect();
             prop_assert_eq!(ids, expected);
             let mut again = batch.clone();
             for (payment, read) in again.payments.iter_mut().zip(&parsed.payments) {
-                payment.account_name = read.account_name.clone().unwrap_or_default();
-                payment.account_number = read.account_number.clone().unwrap_or_default();
-                payment.end_to_end_id = read.end_to_end_id.clone();
+                payment.account_name = read.account_name.clone().unwrap_or_default().into_owned();
+                payment.account_number = read.account_number.clone().unwrap_or_default().into_owned();
+                payment.end_to_end_id = read.end_to_end_id.to_string();
                 payment.amount = read.amount;
             }
             prop_assert_eq!(render_payment_file(&layout, &again).unwrap().bytes, rendered.bytes);
         }
     }
+}
+
+/// A batch at the edges of what the renderers accept: XML specials, a name that fills
+/// its fixed field exactly, the euro sign (one byte in GBK), an empty memo (pain.001
+/// leaves out `RmtInf`), zero and very large amounts, spaces inside and around values.
+pub(super) fn edge_batch() -> PaymentBatch {
+    let mut batch = sample_batch();
+    let names = [
+        "A&B<C>'\"D",
+        "欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜欧阳",
+        " 赵 钱 ",
+        "x",
+    ];
+    let memos = ["€5 补发", "", "2026-11低保金&补", "  "];
+    let amounts = [0, 1, 99_999_999_999_999, 10_000_000_000];
+    for (index, payment) in batch.payments.iter_mut().enumerate() {
+        payment.account_name = names[index].to_string();
+        payment.memo = memos[index].to_string();
+        payment.amount = Fen::new(amounts[index]);
+    }
+    batch.payer_name = "某市财政局 <社保> & \"专户\"".into();
+    batch.memo = "€".into();
+    batch
+}
+
+/// Pinned before the renderers were made faster: every byte and every refusal must stay.
+#[test]
+fn edge_batch_matches_golden_files() {
+    let batch = edge_batch();
+    let gb18030 = gb18030_pipe_layout();
+    let mut rare = batch.clone();
+    rare.payments[3].account_name = "王𬌗\u{20000}䶮".into();
+    let cases = [
+        (layout("bank-pipe-gbk"), &batch, "edge-bank-pipe-gbk.txt"),
+        (layout("rcc-fixed-gbk"), &batch, "edge-rcc-fixed-gbk.txt"),
+        (
+            layout("iso20022-pain001"),
+            &batch,
+            "edge-iso20022-pain001.xml",
+        ),
+        (gb18030, &rare, "edge-bank-pipe-gb18030.txt"),
+        (
+            Layout::from_toml_str(FEN_END_LAYOUT).unwrap(),
+            &rare,
+            "edge-fen-end-gb18030.txt",
+        ),
+    ];
+    for (layout, batch, file) in cases {
+        let rendered = render_payment_file(&layout, batch).unwrap();
+        check_golden(file, &rendered.bytes);
+        if layout.kind() != spec::LayoutKind::Iso20022Pain001 {
+            let parsed = parse_payment_file(&layout, &rendered.bytes).unwrap();
+            assert_eq!(parsed.total, batch.total(), "{file}");
+        }
+    }
+}
+
+/// Pinned before the renderers were made faster: which value is refused, and how.
+#[test]
+fn edge_refusals_are_pinned() {
+    let numeric_account = include_str!("../../bank-formats/rcc-fixed-gbk.toml").replace(
+        "source = \"account_number\", type = \"C\"",
+        "source = \"account_number\", type = \"N\"",
+    );
+    let numeric_account = Layout::from_toml_str(&numeric_account).unwrap();
+    type Edit = fn(&mut PaymentBatch);
+    let cases: &[(&str, Edit, &str)] = &[
+        ("bank-pipe-gbk", |b| b.payments[1].account_name = "张\u{85}三".into(), "household H0002: account_name contains the character '\\u{85}', which this format cannot carry"),
+        ("rcc-fixed-gbk", |b| b.payments[1].account_name = "张\u{7f}".into(), "household H0002: account_name contains the character '\\u{7f}', which this format cannot carry"),
+        ("rcc-fixed-gbk", |b| b.payments[1].account_name = "张|三".into(), "ok"),
+        ("bank-pipe-gbk", |b| b.payments[1].id_number = "1|2".into(), "household H0002: id_number contains the character '|', which this format cannot carry"),
+        ("bank-pipe-gbk", |b| b.payments[2].memo = "低保\u{2028}".into(), "household H0003: memo contains \u{2028} (U+2028), which GBK cannot encode"),
+        ("rcc-fixed-gbk", |b| b.payments[0].memo = "低保金低保金低保金低保金低保金低".into(), "household H0001: memo is 32 bytes, longer than its 30-byte field"),
+        ("rcc-fixed-gbk", |b| b.payments[0].memo = "低保金低保金低保金低保金低保金".into(), "ok"),
+        ("rcc-fixed-gbk", |b| b.payments[0].account_number = "1".repeat(33), "household H0001: account_number is 33 bytes, longer than its 32-byte field"),
+        ("rcc-fixed-gbk", |b| b.payments[0].amount = Fen::new(1_000_000_000_000_000), "batch B20261100001: total is 16 bytes, longer than its 15-byte field"),
+        ("rcc-fixed-gbk", |b| b.payments[0].amount = Fen::new(-1), "household H0001: amount -0.01 is negative"),
+        ("bank-pipe-gbk", |b| b.payer_name = "财政\t局".into(), "batch B20261100001: payer_name contains the character '\\t', which this format cannot carry"),
+        ("bank-pipe-gbk", |b| b.payments[3].end_to_end_id = "E".repeat(21), "household H0004: end_to_end_id is 21 bytes, longer than its 20-byte field"),
+        ("iso20022-pain001", |b| b.payments[1].account_name = "张\u{9f}".into(), "household H0002: Nm \"张\\u{9f}\" breaks the ISO 20022 schema: contains a control character"),
+        ("iso20022-pain001", |b| b.payments[1].id_number = String::new(), "household H0002: Id \"\" breaks the ISO 20022 schema: must not be empty"),
+        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(141), "household H0003: Ustrd \"补补…补补\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(140), "ok"),
+        ("iso20022-pain001", |b| b.payments[0].account_number = "6".repeat(35), "household H0001: Id \"66666666666666666666666666666666666\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payments[0].bank_code = "1".repeat(36), "household H0001: MmbId \"111111111111111111111111111111111111\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payer_bank_code = String::new(), "batch B20261100001: MmbId \"\" breaks the ISO 20022 schema: must not be empty"),
+        ("iso20022-pain001", |b| b.payments[0].end_to_end_id = "E\r1".into(), "household H0001: EndToEndId \"E\\r1\" breaks the ISO 20022 schema: contains a control character"),
+        ("iso20022-pain001", |b| b.payments[0].amount = Fen::new(1_000_000_000_000_000_000), "batch B20261100001: CtrlSum \"10000000000001287.70\" breaks the ISO 20022 schema: outside 0 to 18 digits"),
+        ("numeric-account", |b| b.payments[2].account_number = "62220X".into(), "household H0003: account_number must be digits only for an N field"),
+        ("numeric-account", |b| b.payments[2].account_number = "６２".into(), "household H0003: account_number must be digits only for an N field"),
+        ("numeric-account", |b| b.payments[2].account_number = "6\u{20000}".into(), "household H0003: account_number contains \u{20000} (U+20000), which GBK cannot encode"),
+        ("numeric-account", |b| b.payments[2].account_number = "1".repeat(33), "household H0003: account_number is 33 bytes, longer than its 32-byte field"),
+    ];
+    let mut mismatches = Vec::new();
+    for (layout_name, edit, expected) in cases {
+        let mut batch = sample_batch();
+        edit(&mut batch);
+        let chosen = match *layout_name {
+            "numeric-account" => numeric_account.clone(),
+            name => layout(name),
+        };
+        let outcome = match render_payment_file(&chosen, &batch) {
+            Ok(_) => "ok".to_string(),
+            Err(error) => error.to_string(),
+        };
+        // `…` stands for a long middle part of the value.
+        let matches = match expected.split_once('…') {
+            Some((head, tail)) => outcome.starts_with(head) && outcome.ends_with(tail),
+            None => outcome == *expected,
+        };
+        if !matches {
+            mismatches.push(format!("{layout_name}: {outcome:?}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 }

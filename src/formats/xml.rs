@@ -43,11 +43,47 @@ struct XmlWriter<'b> {
     owner: &'b dyn Fn() -> String,
 }
 
+/// A transaction's markup without its values (`credit_transfer`), and `RmtInf`'s.
+const TRANSACTION_MARKUP_BYTES: usize = 428;
+const REMITTANCE_MARKUP_BYTES: usize = 35;
+/// The group header and payment information around the transactions, values aside.
+const DOCUMENT_MARKUP_BYTES: usize = 1024;
+/// The longest amount: 18 digits and a point.
+const AMOUNT_BYTES_MAX: usize = 19;
+
+/// The file's size, close above (escapes aside): a buffer that large is reserved once,
+/// not doubled, and not much larger than needed, so fewer fresh pages are touched.
+pub(crate) fn capacity_estimate(batch: &PaymentBatch) -> usize {
+    let header = DOCUMENT_MARKUP_BYTES
+        + 2 * (batch.batch_id.len() + batch.payer_name.len() + AMOUNT_BYTES_MAX)
+        + batch.payer_account.len()
+        + batch.payer_bank_code.len();
+    let transactions: usize = batch
+        .payments
+        .iter()
+        .map(|payment| {
+            let memo = match payment.memo.len() {
+                0 => 0,
+                length => REMITTANCE_MARKUP_BYTES + length,
+            };
+            TRANSACTION_MARKUP_BYTES
+                + AMOUNT_BYTES_MAX
+                + payment.end_to_end_id.len()
+                + payment.bank_code.len()
+                + payment.account_name.len()
+                + payment.id_number.len()
+                + payment.account_number.len()
+                + memo
+        })
+        .sum();
+    header + transactions
+}
+
 /// Renders `batch` as pain.001.001.09 bytes (UTF-8). `total` is the details' sum.
 pub(crate) fn render_pain001(batch: &PaymentBatch, total: Fen) -> Result<Vec<u8>, FormatError> {
     let batch_owner = || format!("batch {}", batch.batch_id);
     let mut xml = XmlWriter {
-        out: String::with_capacity(1024 + batch.payments.len() * 900),
+        out: String::with_capacity(capacity_estimate(batch)),
         owner: &batch_owner,
     };
     xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -77,14 +113,32 @@ impl XmlWriter<'_> {
 
     /// `<tag>text</tag>` after checking `text` against the schema type.
     fn text(&mut self, tag: &str, text_type: TextType, value: &str) -> Result<(), FormatError> {
-        self.check_text(tag, text_type, value)?;
         self.out.push('<');
         self.out.push_str(tag);
         self.out.push('>');
-        escape_into(&mut self.out, value);
+        self.value(tag, text_type, value)?;
         self.out.push_str("</");
         self.out.push_str(tag);
         self.out.push_str(">\n");
+        Ok(())
+    }
+
+    /// The element's content alone (the caller writes the tags around it), checked
+    /// against the schema type and escaped.
+    fn value(&mut self, tag: &str, text_type: TextType, value: &str) -> Result<(), FormatError> {
+        // Printable ASCII without a special character, within the length: nothing to
+        // check further and nothing to escape. Ids, codes and accounts are all this.
+        let plain = !value.is_empty()
+            && value.len() <= text_type.max_chars()
+            && value.bytes().all(|byte| {
+                (0x20..0x7F).contains(&byte) && !matches!(byte, b'&' | b'<' | b'>' | b'"' | b'\'')
+            });
+        if plain {
+            self.out.push_str(value);
+            return Ok(());
+        }
+        self.check_text(tag, text_type, value)?;
+        escape_into(&mut self.out, value);
         Ok(())
     }
 
@@ -118,6 +172,19 @@ impl XmlWriter<'_> {
     }
 
     fn amount(&mut self, tag: &str, attributes: &str, amount: Fen) -> Result<(), FormatError> {
+        self.out.push('<');
+        self.out.push_str(tag);
+        self.out.push_str(attributes);
+        self.out.push('>');
+        self.amount_value(tag, amount)?;
+        self.out.push_str("</");
+        self.out.push_str(tag);
+        self.out.push_str(">\n");
+        Ok(())
+    }
+
+    /// The amount in yuan with two decimals, within the schema's 18 digits.
+    fn amount_value(&mut self, tag: &str, amount: Fen) -> Result<(), FormatError> {
         if amount < Fen::ZERO || amount.as_i64() > AMOUNT_FEN_SCHEMA_MAX {
             return Err(FormatError::SchemaFacet {
                 owner: (self.owner)(),
@@ -126,14 +193,7 @@ impl XmlWriter<'_> {
                 reason: "outside 0 to 18 digits",
             });
         }
-        self.out.push('<');
-        self.out.push_str(tag);
-        self.out.push_str(attributes);
-        self.out.push('>');
         write_money(&mut self.out, amount, AmountUnit::Yuan);
-        self.out.push_str("</");
-        self.out.push_str(tag);
-        self.out.push_str(">\n");
         Ok(())
     }
 
@@ -194,26 +254,35 @@ impl XmlWriter<'_> {
         Ok(())
     }
 
+    /// One transaction: the fixed markup between the values is written a run at a time
+    /// (the element tags of a value are in the runs around it), the values checked and
+    /// escaped by `value` in schema order.
     fn credit_transfer(&mut self, payment: &PaymentInstruction) -> Result<(), FormatError> {
-        self.raw("<CdtTrfTxInf>\n<PmtId>\n");
-        self.text("EndToEndId", TextType::Max35, &payment.end_to_end_id)?;
-        self.raw("</PmtId>\n<Amt>\n");
-        self.amount("InstdAmt", " Ccy=\"CNY\"", payment.amount)?;
-        self.raw("</Amt>\n<CdtrAgt>\n");
-        self.agent(&payment.bank_code)?;
-        self.raw("</CdtrAgt>\n<Cdtr>\n");
-        self.text("Nm", TextType::Max140, &payment.account_name)?;
-        self.raw("<Id>\n<PrvtId>\n<Othr>\n");
-        self.text("Id", TextType::Max35, &payment.id_number)?;
-        self.raw("<SchmeNm>\n<Cd>NIDN</Cd>\n</SchmeNm>\n</Othr>\n</PrvtId>\n</Id>\n</Cdtr>\n");
-        self.raw("<CdtrAcct>\n<Id>\n<Othr>\n");
-        self.text("Id", TextType::Max34, &payment.account_number)?;
-        self.raw("</Othr>\n</Id>\n</CdtrAcct>\n");
+        self.raw("<CdtTrfTxInf>\n<PmtId>\n<EndToEndId>");
+        self.value("EndToEndId", TextType::Max35, &payment.end_to_end_id)?;
+        self.raw("</EndToEndId>\n</PmtId>\n<Amt>\n<InstdAmt Ccy=\"CNY\">");
+        self.amount_value("InstdAmt", payment.amount)?;
+        self.raw("</InstdAmt>\n</Amt>\n<CdtrAgt>\n");
+        self.raw("<FinInstnId>\n<ClrSysMmbId>\n<ClrSysId>\n<Prtry>");
+        self.raw(CLEARING_SYSTEM);
+        self.raw("</Prtry>\n</ClrSysId>\n<MmbId>");
+        self.value("MmbId", TextType::Max35, &payment.bank_code)?;
+        self.raw("</MmbId>\n</ClrSysMmbId>\n</FinInstnId>\n");
+        self.raw("</CdtrAgt>\n<Cdtr>\n<Nm>");
+        self.value("Nm", TextType::Max140, &payment.account_name)?;
+        self.raw("</Nm>\n<Id>\n<PrvtId>\n<Othr>\n<Id>");
+        self.value("Id", TextType::Max35, &payment.id_number)?;
+        self.raw(
+            "</Id>\n<SchmeNm>\n<Cd>NIDN</Cd>\n</SchmeNm>\n</Othr>\n</PrvtId>\n</Id>\n</Cdtr>\n",
+        );
+        self.raw("<CdtrAcct>\n<Id>\n<Othr>\n<Id>");
+        self.value("Id", TextType::Max34, &payment.account_number)?;
+        self.raw("</Id>\n</Othr>\n</Id>\n</CdtrAcct>\n");
         // Ustrd is optional; an empty memo would break its minimum length of 1.
         if !payment.memo.is_empty() {
-            self.raw("<RmtInf>\n");
-            self.text("Ustrd", TextType::Max140, &payment.memo)?;
-            self.raw("</RmtInf>\n");
+            self.raw("<RmtInf>\n<Ustrd>");
+            self.value("Ustrd", TextType::Max140, &payment.memo)?;
+            self.raw("</Ustrd>\n</RmtInf>\n");
         }
         self.raw("</CdtTrfTxInf>\n");
         Ok(())

@@ -49,9 +49,9 @@ fn exported(db: TestDb) -> Exported {
         .into_iter()
         .map(|p| {
             (
-                p.end_to_end_id,
-                p.account_number.unwrap(),
-                p.account_name.unwrap(),
+                p.end_to_end_id.into_owned(),
+                p.account_number.unwrap().into_owned(),
+                p.account_name.unwrap().into_owned(),
                 p.amount.to_yuan_string(),
             )
         })

@@ -1,0 +1,145 @@
+//! One batch's bank file made ready to leave, without IO: rendered, read back and
+//! checked against its plan, hashed (SHA-256) and signed, the signature verified before
+//! it is used. `run export` runs this for two batches at a time on blocking threads;
+//! `bench --formats-only` runs the very same function, so its figures are export's.
+//!
+//! **Invariant:** a `SealedFile` exists only if its bytes parsed back (tabular layouts)
+//! to the plan's count, total and end_to_end_ids, its rendered figures matched the plan
+//! (every layout), and its signature verified over its bytes with the key's public half.
+
+use crate::domain::payment::PaymentBatch;
+use crate::export::plan::{check_against_plan, FileFigures, PlannedBatch};
+use crate::formats::spec::LayoutKind;
+use crate::formats::{parse_payment_file, render_payment_file, FormatError, Layout, RenderedFile};
+use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
+use anyhow::Context as _;
+
+/// Batches sealed at once by `run export`: one per core of the two-core machines this
+/// runs on. Each holds a batch's payments and its file in memory until it is staged.
+pub const SEALS_IN_FLIGHT: usize = 2;
+
+/// A batch's file, checked and signed.
+pub struct SealedFile {
+    pub rendered: RenderedFile,
+    /// Lower-case hex SHA-256 of `rendered.bytes`.
+    pub sha256: String,
+    /// The detached signature over `rendered.bytes`.
+    pub signature: Vec<u8>,
+}
+
+/// Why a batch could not be sealed: the batch's values (a refusal naming the household
+/// or field), or anything else (a file that disagrees with its plan, a failed signature).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(transparent)]
+    Render(#[from] FormatError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The stages of `seal_batch`, reported to its `lap` as each ends (the benchmark times
+/// them; export ignores them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealStage {
+    Render,
+    ParseBack,
+    Sha256,
+    Sign,
+}
+
+/// Renders `batch` in `layout`, checks the file against `planned`, hashes and signs it.
+/// `existing_signature` (a re-export's `.sig`) is kept when it verifies over the bytes,
+/// so a re-export with a randomized scheme (ECDSA) changes no byte.
+pub fn seal_batch(
+    layout: &Layout,
+    planned: &PlannedBatch,
+    batch: &PaymentBatch,
+    key: &SigningKey,
+    existing_signature: Option<&[u8]>,
+    lap: &mut dyn FnMut(SealStage),
+) -> Result<SealedFile, SealError> {
+    let rendered = render_payment_file(layout, batch)?;
+    lap(SealStage::Render);
+    check_rendered(layout, planned, batch, &rendered)?;
+    lap(SealStage::ParseBack);
+    let sha256 = sha256_hex(&rendered.bytes);
+    lap(SealStage::Sha256);
+    let signature = sign_verified(key, &rendered.bytes, existing_signature)?;
+    lap(SealStage::Sign);
+    Ok(SealedFile {
+        rendered,
+        sha256,
+        signature,
+    })
+}
+
+/// Before signing, the file must say what the plan says (fail closed): tabular files
+/// are parsed back and their count, total and end_to_end_ids compared; a pain.001
+/// file's rendered figures are compared (its schema is checked by the tests).
+pub fn check_rendered(
+    layout: &Layout,
+    planned: &PlannedBatch,
+    batch: &PaymentBatch,
+    rendered: &RenderedFile,
+) -> anyhow::Result<()> {
+    let planned_ids: Vec<&str> = batch
+        .payments
+        .iter()
+        .map(|p| p.end_to_end_id.as_str())
+        .collect();
+    let rendered_figures = FileFigures {
+        record_count: rendered.record_count,
+        total: rendered.total,
+        end_to_end_ids: None,
+    };
+    check_against_plan(planned, &planned_ids, &rendered_figures)?;
+    if layout.kind() == LayoutKind::Iso20022Pain001 {
+        return Ok(());
+    }
+    let parsed = parse_payment_file(layout, &rendered.bytes).with_context(|| {
+        format!(
+            "batch {}: the rendered file does not parse back",
+            planned.batch_id
+        )
+    })?;
+    if let Some(batch_id) = parsed.batch_id.as_deref() {
+        anyhow::ensure!(
+            batch_id == planned.batch_id,
+            "batch {}: the file names batch {batch_id}",
+            planned.batch_id
+        );
+    }
+    let parsed_figures = FileFigures {
+        record_count: parsed.record_count,
+        total: parsed.total,
+        end_to_end_ids: Some(
+            parsed
+                .payments
+                .iter()
+                .map(|p| p.end_to_end_id.as_ref())
+                .collect(),
+        ),
+    };
+    check_against_plan(planned, &planned_ids, &parsed_figures)?;
+    Ok(())
+}
+
+/// The detached signature over `bytes`: `existing` when it verifies with this key, else
+/// a new one, verified before it is used.
+pub fn sign_verified(
+    key: &SigningKey,
+    bytes: &[u8],
+    existing: Option<&[u8]>,
+) -> anyhow::Result<Vec<u8>> {
+    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
+    if let Some(existing) = existing {
+        if verifier.verify(bytes, existing).is_ok() {
+            return Ok(existing.to_vec());
+        }
+    }
+    let signature = key.sign(bytes)?;
+    verifier
+        .verify(bytes, &signature)
+        .context("a fresh signature does not verify with its own key")?;
+    Ok(signature)
+}
