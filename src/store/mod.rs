@@ -273,6 +273,58 @@ pub fn check_postgres_durability(fsync: &str, synchronous_commit: &str) -> Store
 mod tests {
     use super::*;
 
+    /// Migration 0005 rebuilds the roster `WITHOUT ROWID`: a database that already
+    /// holds households keeps every row, and the table is clustered afterwards.
+    #[test]
+    fn clustering_the_roster_keeps_its_rows() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("old.db").display());
+            let options = SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+            let mut before_0005 = sqlx::migrate!("migrations/sqlite");
+            before_0005.migrations = before_0005
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < 5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            before_0005.run(&pool).await.unwrap();
+            sqlx::query("INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 2, 'u', 't')")
+                .execute(&pool).await.unwrap();
+            for (id, from) in [("H2", "2026-01"), ("H1", "2026-03")] {
+                sqlx::query("INSERT INTO household_version VALUES ($1, $2, '210103', 'urban', '张三', '210103195607233027', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233445', 'debit', '张三', 'hash', 1)")
+                    .bind(id).bind(from).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+            let store = Store::connect(&url).await.unwrap();
+            let Store::Sqlite(pool) = &store else { unreachable!() };
+            let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT household_id, approved_from, employment_cost_fen FROM household_version",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert_eq!(
+                rows,
+                vec![
+                    ("H1".to_string(), "2026-03".to_string(), None),
+                    ("H2".to_string(), "2026-01".to_string(), None)
+                ],
+                "every row kept, read back in key order"
+            );
+            let rowid = sqlx::query("SELECT rowid FROM household_version").fetch_all(pool).await;
+            assert!(rowid.is_err(), "a WITHOUT ROWID table has no rowid");
+        });
+    }
+
     #[test]
     fn durability_settings_table() {
         assert!(check_sqlite_durability("wal", 2).is_ok());
