@@ -3,16 +3,19 @@
 //! it is used. `run export` runs this for two batches at a time on blocking threads;
 //! `bench --formats-only` runs the very same function, so its figures are export's.
 //!
-//! **Invariant:** a `SealedFile` exists only if its bytes parsed back (tabular layouts)
-//! to the plan's count, total and end_to_end_ids, its rendered figures matched the plan
-//! (every layout), and its signature verified over its bytes with the key's public half.
+//! **Invariant:** a `SealedFile` exists only if its bytes were read back (every layout)
+//! to the plan's count, total, batch id and end_to_end_ids, with its own control figures
+//! equal to the sums of its records, and its signature verified over its bytes with the
+//! key's public half.
 
 use crate::domain::payment::PaymentBatch;
 use crate::export::plan::{check_against_plan, FileFigures, PlannedBatch};
 use crate::formats::spec::LayoutKind;
+use crate::formats::xml_read::read_pain001;
 use crate::formats::{parse_payment_file, render_payment_file, FormatError, Layout, RenderedFile};
 use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
 use anyhow::Context as _;
+use std::borrow::Cow;
 
 /// Batches sealed at once by `run export`: one per core of the two-core machines this
 /// runs on. Each holds a batch's payments and its file in memory until it is staged.
@@ -73,9 +76,11 @@ pub fn seal_batch(
     })
 }
 
-/// Before signing, the file must say what the plan says (fail closed): tabular files
-/// are parsed back and their count, total and end_to_end_ids compared; a pain.001
-/// file's rendered figures are compared (its schema is checked by the tests).
+/// Before signing, the file must say what the plan says (fail closed): it is read back
+/// (tabular layouts by `parse_payment_file`, pain.001 by `read_pain001`), its count and
+/// total recomputed from its records and checked against its own control figures, and
+/// the count, total, batch id and end_to_end_ids compared with the plan's; the figures
+/// the renderer reports are compared too.
 pub fn check_rendered(
     layout: &Layout,
     planned: &PlannedBatch,
@@ -93,16 +98,39 @@ pub fn check_rendered(
         end_to_end_ids: None,
     };
     check_against_plan(planned, &planned_ids, &rendered_figures)?;
-    if layout.kind() == LayoutKind::Iso20022Pain001 {
-        return Ok(());
-    }
-    let parsed = parse_payment_file(layout, &rendered.bytes).with_context(|| {
+    let does_not_parse = || {
         format!(
             "batch {}: the rendered file does not parse back",
             planned.batch_id
         )
-    })?;
-    if let Some(batch_id) = parsed.batch_id.as_deref() {
+    };
+    let (batch_id, record_count, total, ids) = match layout.kind() {
+        LayoutKind::Iso20022Pain001 => {
+            let parsed = read_pain001(&rendered.bytes).with_context(does_not_parse)?;
+            (
+                Some(parsed.batch_id),
+                parsed.record_count,
+                parsed.total,
+                parsed.end_to_end_ids,
+            )
+        }
+        LayoutKind::Delimited | LayoutKind::Fixed => {
+            let parsed =
+                parse_payment_file(layout, &rendered.bytes).with_context(does_not_parse)?;
+            let ids = parsed
+                .payments
+                .into_iter()
+                .map(|payment| payment.end_to_end_id)
+                .collect();
+            (
+                parsed.batch_id.map(Cow::Owned),
+                parsed.record_count,
+                parsed.total,
+                ids,
+            )
+        }
+    };
+    if let Some(batch_id) = batch_id.as_deref() {
         anyhow::ensure!(
             batch_id == planned.batch_id,
             "batch {}: the file names batch {batch_id}",
@@ -110,15 +138,9 @@ pub fn check_rendered(
         );
     }
     let parsed_figures = FileFigures {
-        record_count: parsed.record_count,
-        total: parsed.total,
-        end_to_end_ids: Some(
-            parsed
-                .payments
-                .iter()
-                .map(|p| p.end_to_end_id.as_ref())
-                .collect(),
-        ),
+        record_count,
+        total,
+        end_to_end_ids: Some(ids.iter().map(AsRef::as_ref).collect()),
     };
     check_against_plan(planned, &planned_ids, &parsed_figures)?;
     Ok(())

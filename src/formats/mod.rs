@@ -1,6 +1,7 @@
 //! Bank file formats: layouts as data (`bank-formats/*.toml`), strict encoding, the
 //! payment-file renderers (delimited, fixed, ISO 20022 pain.001) and the parsers for
-//! our own files and the banks' result files (tabular, and ISO 20022 in `xml_results`).
+//! our own files (tabular in `parse`, pain.001 in `xml_read`) and the banks' result
+//! files (tabular, and ISO 20022 in `xml_results`).
 //!
 //! PURE: no file, clock or network IO here. Callers read the layout TOML and the
 //! files; this module turns text and bytes into typed values and back.
@@ -19,6 +20,7 @@ pub mod parse;
 pub mod render;
 pub mod spec;
 pub mod xml;
+pub mod xml_read;
 pub mod xml_results;
 
 pub use encode::TargetEncoding;

@@ -154,6 +154,61 @@ fn pain001_capacity_estimate_is_close_above_the_file() {
     }
 }
 
+/// Our pain.001 reads back to its count, total, ids and batch id, escapes undone.
+#[test]
+fn pain001_reads_back_to_its_figures() {
+    for batch in [sample_batch(), edge_batch()] {
+        let rendered = render_payment_file(&layout("iso20022-pain001"), &batch).unwrap();
+        let read = xml_read::read_pain001(&rendered.bytes).unwrap();
+        assert_eq!(read.batch_id, batch.batch_id);
+        assert_eq!((read.record_count, read.total), (4, batch.total()));
+        let ids: Vec<&str> = batch
+            .payments
+            .iter()
+            .map(|p| p.end_to_end_id.as_str())
+            .collect();
+        assert_eq!(read.end_to_end_ids, ids);
+    }
+}
+
+/// A total or count that disagrees with the transactions, an unknown escape, anything
+/// after the document, or a file cut at any byte: refused, never a panic.
+#[test]
+fn pain001_read_refuses_what_our_writer_did_not_write() {
+    let bytes = render_payment_file(&layout("iso20022-pain001"), &edge_batch())
+        .unwrap()
+        .bytes;
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let edits = [
+        ("<InstdAmt Ccy=\"CNY\">0.01<", "<InstdAmt Ccy=\"CNY\">0.02<"),
+        (
+            "<NbOfTxs>4</NbOfTxs>\n<CtrlSum>1000100000000.00</CtrlSum>\n<ReqdExctnDt>",
+            "<NbOfTxs>3</NbOfTxs>\n<CtrlSum>1000100000000.00</CtrlSum>\n<ReqdExctnDt>",
+        ),
+        (
+            "<CtrlSum>1000100000000.00</CtrlSum>\n<InitgPty>",
+            "<CtrlSum>1000100000000.01</CtrlSum>\n<InitgPty>",
+        ),
+        ("&amp;B", "&amp B"),
+        ("&amp;B", "&#38;B"),
+        ("<MsgId>B20261100001<", "<MsgId>B20261100002<"),
+        ("0.01</InstdAmt>", "0.1</InstdAmt>"),
+        ("</Document>\n", "</Document>\n<!-- -->"),
+        ("<CdtTrfTxInf>\n<PmtId>", "<CdtTrfTxInf>\n <PmtId>"),
+    ];
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        let edited = text.replacen(from, to, 1);
+        assert!(xml_read::read_pain001(edited.as_bytes()).is_err(), "{to}");
+    }
+    for cut in 0..bytes.len() {
+        assert!(
+            xml_read::read_pain001(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+}
+
 #[test]
 fn pain001_refuses_schema_facet_violations() {
     let mut batch = sample_batch();
@@ -717,6 +772,15 @@ proptest! {
             let _refused_or_read = parse_payment_file(&layout, &bytes);
             let _refused_or_read = parse_result_file(&layout, &bytes);
         }
+        let _refused_or_read = xml_read::read_pain001(&bytes);
+    }
+
+    #[test]
+    fn pain001_read_never_panics_on_mutated_files(position in 0usize..4000, byte in any::<u8>()) {
+        let mut bytes = render_payment_file(&layout("iso20022-pain001"), &edge_batch()).unwrap().bytes;
+        let index = position % bytes.len();
+        bytes[index] = byte;
+        let _refused_or_read = xml_read::read_pain001(&bytes);
     }
 
     #[test]
@@ -761,6 +825,12 @@ proptest! {
             }
             prop_assert_eq!(render_payment_file(&layout, &again).unwrap().bytes, rendered.bytes);
         }
+        let rendered = render_payment_file(&layout("iso20022-pain001"), &batch).unwrap();
+        let read = xml_read::read_pain001(&rendered.bytes).unwrap();
+        prop_assert_eq!(read.record_count, batch.payments.len() as u64);
+        prop_assert_eq!(read.total, batch.total());
+        let expected: Vec<_> = batch.payments.iter().map(|p| p.end_to_end_id.as_str()).collect();
+        prop_assert_eq!(read.end_to_end_ids, expected);
     }
 }
 
