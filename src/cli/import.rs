@@ -24,6 +24,9 @@ pub struct ImportKind<T> {
     pub parse_row: fn(&Row<'_>) -> RowOutcome<T>,
     pub table: &'static TableDef,
     pub values: fn(&T) -> Vec<SqlValue>,
+    /// The row's key as `row_key` spells it, without building every value (pass 1
+    /// needs only the key).
+    pub key: fn(&T) -> String,
     /// Decisions need checks against the store (household exists, P11).
     pub as_decision: fn(&T) -> Option<&Decision>,
 }
@@ -42,6 +45,7 @@ pub const ROSTER: ImportKind<crate::domain::household::Household> = ImportKind {
     parse_row: parse_roster_row,
     table: &HOUSEHOLD_TABLE,
     values: household_values,
+    key: household_key,
     as_decision: not_a_decision,
 };
 pub const DECISIONS: ImportKind<Decision> = ImportKind {
@@ -50,6 +54,7 @@ pub const DECISIONS: ImportKind<Decision> = ImportKind {
     parse_row: parse_decision_row,
     table: &DECISION_TABLE,
     values: decision_values,
+    key: decision_key,
     as_decision: decision_itself,
 };
 pub const STAFF_RELATIVES: ImportKind<crate::domain::household::StaffRelative> = ImportKind {
@@ -58,6 +63,7 @@ pub const STAFF_RELATIVES: ImportKind<crate::domain::household::StaffRelative> =
     parse_row: parse_staff_relative_row,
     table: &STAFF_RELATIVE_TABLE,
     values: staff_relative_values,
+    key: staff_relative_key,
     as_decision: not_a_decision,
 };
 pub const TREASURY: ImportKind<crate::domain::household::TreasuryVoucher> = ImportKind {
@@ -66,6 +72,7 @@ pub const TREASURY: ImportKind<crate::domain::household::TreasuryVoucher> = Impo
     parse_row: parse_treasury_row,
     table: &TREASURY_TABLE,
     values: treasury_values,
+    key: treasury_key,
     as_decision: not_a_decision,
 };
 
@@ -206,8 +213,7 @@ fn validate<T>(
         kind.columns,
         kind.parse_row,
         |line, record| {
-            let values = (kind.values)(&record);
-            let key = row_key(kind.table, &values);
+            let key = (kind.key)(&record);
             if let Some(decision) = (kind.as_decision)(&record) {
                 decisions.push((line, decision.clone()));
             }
@@ -371,15 +377,21 @@ impl<T> BatchWriter<'_, T> {
         let table = self.kind.table;
         let (lines, rows): (Vec<u64>, Vec<Vec<SqlValue>>) =
             std::mem::take(&mut self.batch).into_iter().unzip();
-        let line_of_key: HashMap<String, u64> = rows
-            .iter()
-            .zip(lines)
-            .map(|(values, line)| (row_key(table, values), line))
-            .collect();
-        let outcome = transaction.upsert_rows(table, self.import_id, rows).await?;
+        let outcome = transaction
+            .upsert_rows(table, self.import_id, &rows)
+            .await?;
         crate::failpoint::hit("import.after_batch");
         summary.inserted += outcome.inserted;
         summary.unchanged += outcome.unchanged;
+        // Only a conflict needs the lines by key: most batches never build the map.
+        let line_of_key: HashMap<String, u64> = if outcome.conflicts.is_empty() {
+            HashMap::new()
+        } else {
+            rows.iter()
+                .zip(lines)
+                .map(|(values, line)| (row_key(table, values), line))
+                .collect()
+        };
         for key in outcome.conflicts {
             self.conflicts.push(RowError {
                 line: line_of_key.get(&key).copied().unwrap_or(0),
@@ -391,5 +403,52 @@ impl<T> BatchWriter<'_, T> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::generate::RosterGenerator;
+
+    /// Pass 1 finds duplicates by `kind.key`, pass 2 names conflicts by `row_key` over
+    /// the values: the two must spell every key alike.
+    fn assert_keys_agree<T>(kind: &ImportKind<T>, csv: &[u8]) -> usize {
+        let rows = ParsedRows::open(csv, InputEncoding::Utf8, kind.columns, kind.parse_row)
+            .unwrap_or_else(|errors| panic!("{} header: {errors:?}", kind.name));
+        let mut checked = 0;
+        for parsed in rows {
+            let ParsedRow::Record { record, .. } = parsed else {
+                panic!("{}: a test row did not parse", kind.name);
+            };
+            assert_eq!(
+                (kind.key)(&record),
+                row_key(kind.table, &(kind.values)(&record)),
+                "{}",
+                kind.name
+            );
+            checked += 1;
+        }
+        checked
+    }
+
+    #[test]
+    fn every_kind_spells_its_key_as_row_key_does() {
+        let mut roster = Vec::new();
+        let generated = RosterGenerator::new(7)
+            .write_roster(&mut roster, 50, "2026-01")
+            .expect("roster written to memory");
+        assert_eq!(assert_keys_agree(&ROSTER, &roster), 50);
+        let decisions = crate::demo::demo_decisions(&generated);
+        assert!(assert_keys_agree(&DECISIONS, decisions.as_bytes()) > 5);
+        let relatives = format!(
+            "staff_id,staff_name,relative_id_number,relation\nS0001,李建华,{},配偶\n",
+            generated[3].head_id_number
+        );
+        assert_eq!(assert_keys_agree(&STAFF_RELATIVES, relatives.as_bytes()), 1);
+        let vouchers =
+            "voucher_no,voucher_type,original_voucher_no,batch_id,bank_code,amount,date\n\
+                        V1,5201,,B000001A001,102221000018,1200.00,2026-11-20\n";
+        assert_eq!(assert_keys_agree(&TREASURY, vouchers.as_bytes()), 1);
     }
 }

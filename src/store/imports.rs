@@ -81,7 +81,7 @@ impl StoreTx {
         &mut self,
         table: &TableDef,
         import_id: i64,
-        rows: Vec<Vec<SqlValue>>,
+        rows: &[Vec<SqlValue>],
     ) -> StoreResult<UpsertOutcome> {
         assert!(
             rows.len() <= INSERT_BATCH_ROWS,
@@ -89,20 +89,20 @@ impl StoreTx {
         );
         if let StoreTx::Sqlite(transaction) = self {
             return with_raw(transaction, |connection| {
-                upsert_rows_raw(connection, table, import_id, &rows)
+                upsert_rows_raw(connection, table, import_id, rows)
             })
             .await;
         }
-        let existing = self.existing_hashes(table, &rows).await?;
+        let existing = self.existing_hashes(table, rows).await?;
         let mut outcome = UpsertOutcome::default();
         let mut new_rows = Vec::with_capacity(rows.len());
         for values in rows {
-            let key = row_key(table, &values);
-            let hash = content_sha256(&values);
+            let key = row_key(table, values);
+            let hash = content_sha256(values);
             match existing.get(&key) {
                 Some(stored) if *stored == hash => outcome.unchanged += 1,
                 Some(_) => outcome.conflicts.push(key),
-                None => new_rows.push((values, hash)),
+                None => new_rows.push((values.clone(), hash)),
             }
         }
         outcome.inserted = new_rows.len() as u64;
