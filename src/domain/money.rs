@@ -126,6 +126,20 @@ impl Fen {
     }
 }
 
+impl Fen {
+    /// Appends the amount as `Display` writes it (`-12.05`), without the formatting
+    /// machinery: run digests write several amounts per line, a million lines a run.
+    pub fn push_yuan(self, out: &mut Vec<u8>) {
+        if self.0 < 0 {
+            out.push(b'-');
+        }
+        let magnitude = self.0.unsigned_abs();
+        out.extend_from_slice(itoa::Buffer::new().format(magnitude / 100).as_bytes());
+        let cents = (magnitude % 100) as u8;
+        out.extend_from_slice(&[b'.', b'0' + cents / 10, b'0' + cents % 10]);
+    }
+}
+
 impl fmt::Display for Fen {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
@@ -142,6 +156,20 @@ impl fmt::Display for Fen {
 impl std::iter::Sum for Fen {
     fn sum<I: Iterator<Item = Fen>>(iter: I) -> Fen {
         iter.fold(Fen::ZERO, Fen::plus)
+    }
+}
+
+#[cfg(test)]
+mod push_yuan_tests {
+    use super::Fen;
+
+    proptest::proptest! {
+        #[test]
+        fn push_yuan_writes_what_display_writes(fen in proptest::num::i64::ANY) {
+            let mut out = Vec::new();
+            Fen::new(fen).push_yuan(&mut out);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), Fen::new(fen).to_string());
+        }
     }
 }
 

@@ -51,18 +51,29 @@ pub(crate) struct Prepared<'c> {
 pub(crate) struct NamedRow<'r, 's> {
     row: &'r rusqlite::Row<'s>,
     column_names: &'r [String],
+    /// Where the next lookup looks first: readers mostly ask for columns in the
+    /// statement's order, so a lookup is one comparison instead of a scan.
+    next_column: std::cell::Cell<usize>,
 }
 
 impl NamedRow<'_, '_> {
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
-        let index = self
-            .column_names
-            .iter()
-            .position(|name| name == column)
-            .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_string()))?;
+        let index = self.column_index(column)?;
+        self.next_column.set(index + 1);
         self.row
             .get(index)
             .map_err(|error| decode_error(column, error))
+    }
+
+    fn column_index(&self, column: &str) -> Result<usize, sqlx::Error> {
+        let hint = self.next_column.get();
+        if self.column_names.get(hint).is_some_and(|name| name == column) {
+            return Ok(hint);
+        }
+        self.column_names
+            .iter()
+            .position(|name| name == column)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_string()))
     }
 }
 
@@ -129,7 +140,11 @@ impl<'c> Prepared<'c> {
         let mut rows = self.statement.raw_query();
         let mut mapped = Vec::new();
         while let Some(row) = rows.next()? {
-            mapped.push(map(&NamedRow { row, column_names })?);
+            mapped.push(map(&NamedRow {
+                row,
+                column_names,
+                next_column: std::cell::Cell::new(0),
+            })?);
         }
         Ok(mapped)
     }
