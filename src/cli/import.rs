@@ -10,7 +10,7 @@ use crate::imports::records::*;
 use crate::imports::table::{ColumnSpec, Row, RowError};
 use crate::imports::{scan, ParsedRow, ParsedRows, RowOutcome, ScanReport};
 use crate::store::values::*;
-use crate::store::{row_key, StoreTx, INSERT_BATCH_ROWS};
+use crate::store::{row_key, StoreTx, IMPORT_BATCH_ROWS};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::fs::File;
@@ -322,7 +322,7 @@ async fn write_rows<T>(
     let mut writer = BatchWriter {
         kind,
         import_id,
-        batch: Vec::with_capacity(INSERT_BATCH_ROWS),
+        batch: Vec::with_capacity(IMPORT_BATCH_ROWS),
         conflicts: Vec::new(),
     };
     for parsed in rows {
@@ -330,7 +330,7 @@ async fn write_rows<T>(
             anyhow::bail!("{} changed between validation and writing", path.display());
         };
         writer.batch.push((line, (kind.values)(&record)));
-        if writer.batch.len() == INSERT_BATCH_ROWS {
+        if writer.batch.len() == IMPORT_BATCH_ROWS {
             writer.flush(transaction, summary).await?;
         }
     }

@@ -5,10 +5,11 @@
 use crate::store::raw_sqlite::{with_raw, Prepared};
 use crate::store::runs::PlainRow;
 use crate::store::values::{content_sha256, SqlValue, TableDef};
-use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx, INSERT_BATCH_ROWS};
+use crate::store::{
+    with_pool, with_tx, Store, StoreResult, StoreTx, IMPORT_BATCH_ROWS, INSERT_BATCH_ROWS,
+};
 use rusqlite::ToSql;
 use sqlx::{QueryBuilder, Row};
-use std::collections::HashMap;
 
 /// A file already imported.
 #[derive(Clone, Debug)]
@@ -76,7 +77,7 @@ impl StoreTx {
     }
 
     /// Inserts rows that are new, skips rows stored identically, and reports rows whose
-    /// key exists with other content. At most `INSERT_BATCH_ROWS` per call.
+    /// key exists with other content. At most `IMPORT_BATCH_ROWS` per call.
     pub async fn upsert_rows(
         &mut self,
         table: &TableDef,
@@ -84,7 +85,7 @@ impl StoreTx {
         rows: &[Vec<SqlValue>],
     ) -> StoreResult<UpsertOutcome> {
         assert!(
-            rows.len() <= INSERT_BATCH_ROWS,
+            rows.len() <= IMPORT_BATCH_ROWS,
             "upsert_rows takes one batch at a time"
         );
         if let StoreTx::Sqlite(transaction) = self {
@@ -93,91 +94,87 @@ impl StoreTx {
             })
             .await;
         }
-        let existing = self.existing_hashes(table, rows).await?;
-        let mut outcome = UpsertOutcome::default();
-        let mut new_rows = Vec::with_capacity(rows.len());
-        for values in rows {
-            let key = row_key(table, values);
-            let hash = content_sha256(values);
-            match existing.get(&key) {
-                Some(stored) if *stored == hash => outcome.unchanged += 1,
-                Some(_) => outcome.conflicts.push(key),
-                None => new_rows.push((values.clone(), hash)),
-            }
-        }
-        outcome.inserted = new_rows.len() as u64;
-        if !new_rows.is_empty() {
-            self.insert_rows(table, import_id, new_rows).await?;
-        }
-        Ok(outcome)
+        self.upsert_rows_staged(table, import_id, rows).await
     }
 
-    async fn existing_hashes(
-        &mut self,
-        table: &TableDef,
-        rows: &[Vec<SqlValue>],
-    ) -> StoreResult<HashMap<String, String>> {
-        let first_key = table.key_columns[0];
-        let first_key_index = column_index(table, first_key);
-        let mut found = HashMap::new();
-        if rows.is_empty() {
-            return Ok(found);
-        }
-        let select = format!(
-            "SELECT {}, content_sha256 FROM {} WHERE {first_key} IN (",
-            table.key_columns.join(", "),
-            table.table
-        );
-        with_tx!(self, conn, Db => {
-            let mut query = QueryBuilder::<Db>::new(select);
-            let mut separated = query.separated(", ");
-            for values in rows {
-                if let SqlValue::Text(key) = &values[first_key_index] {
-                    separated.push_bind(key.clone());
-                }
-            }
-            query.push(")");
-            for row in query.build().fetch_all(&mut *conn).await? {
-                let key = table
-                    .key_columns
-                    .iter()
-                    .map(|column| row.try_get::<String, _>(*column))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join("/");
-                found.insert(key, row.try_get::<String, _>("content_sha256")?);
-            }
-        });
-        Ok(found)
-    }
-
-    async fn insert_rows(
+    /// PostgreSQL: the batch is COPYed into a temporary table shaped like the target;
+    /// rows whose key is stored with another hash are the conflicts, and the rest go in
+    /// with `ON CONFLICT DO NOTHING` (the stored identical rows are the unchanged ones).
+    async fn upsert_rows_staged(
         &mut self,
         table: &TableDef,
         import_id: i64,
-        rows: Vec<(Vec<SqlValue>, String)>,
-    ) -> StoreResult<()> {
-        let insert = format!(
-            "INSERT INTO {} ({}, content_sha256, import_id) ",
-            table.table,
-            table.columns.join(", ")
-        );
-        with_tx!(self, conn, Db => {
-            let mut query = QueryBuilder::<Db>::new(insert);
-            query.push_values(rows, |mut separated, (values, hash)| {
-                for value in values {
-                    match value {
-                        SqlValue::Int(number) => separated.push_bind(number),
-                        SqlValue::Text(text) => separated.push_bind(text),
-                        SqlValue::NullInt => separated.push_bind(None::<i64>),
-                        SqlValue::NullText => separated.push_bind(None::<String>),
-                    };
-                }
-                separated.push_bind(hash);
-                separated.push_bind(import_id);
-            });
-            query.build().execute(&mut *conn).await?;
+        rows: &[Vec<SqlValue>],
+    ) -> StoreResult<UpsertOutcome> {
+        if rows.is_empty() {
+            return Ok(UpsertOutcome::default());
+        }
+        let stage = format!("import_stage_{}", table.table);
+        let mut columns: Vec<&str> = table.columns.to_vec();
+        columns.extend(["content_sha256", "import_id"]);
+        let staged: Vec<Vec<SqlValue>> = rows
+            .iter()
+            .map(|values| {
+                let mut row = values.clone();
+                row.push(SqlValue::Text(content_sha256(values)));
+                row.push(SqlValue::Int(import_id));
+                row
+            })
+            .collect();
+        self.execute_plain(&format!(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {}) ON COMMIT DROP",
+            table.table
+        ))
+        .await?;
+        self.execute_plain(&format!("TRUNCATE {stage}")).await?;
+        self.insert_values(&stage, &columns, &staged).await?;
+        // Statistics, or the planner takes the stage for tiny and the join below for
+        // a scan of the whole target per batch.
+        self.execute_plain(&format!("ANALYZE {stage}")).await?;
+        let key_match = table
+            .key_columns
+            .iter()
+            .map(|column| format!("t.{column} = s.{column}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let key_text = table
+            .key_columns
+            .iter()
+            .map(|column| format!("s.{column}::text"))
+            .collect::<Vec<_>>()
+            .join(" || '/' || ");
+        let conflicts: Vec<String> = self
+            .fetch_mapped(
+                &format!(
+                    "SELECT {key_text} AS row_key FROM {stage} s JOIN {} t ON {key_match} \
+                     WHERE t.content_sha256 <> s.content_sha256",
+                    table.table
+                ),
+                &[],
+                |row| Ok(row.text("row_key")?),
+            )
+            .await?;
+        let column_list = columns.join(", ");
+        let inserted = self
+            .execute_plain(&format!(
+                "INSERT INTO {} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT DO NOTHING",
+                table.table
+            ))
+            .await?;
+        let unchanged = rows.len() as u64 - inserted - conflicts.len() as u64;
+        Ok(UpsertOutcome {
+            inserted,
+            unchanged,
+            conflicts,
+        })
+    }
+
+    /// Runs one statement without parameters; the rows it changed.
+    async fn execute_plain(&mut self, sql: &str) -> StoreResult<u64> {
+        let changed = with_tx!(self, conn, Db => {
+            sqlx::query(sql).execute(&mut *conn).await?.rows_affected()
         });
-        Ok(())
+        Ok(changed)
     }
 }
 

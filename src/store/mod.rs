@@ -34,6 +34,12 @@ use std::time::Duration;
 /// PostgreSQL's 65535 bind parameters; measured here at ~440k rows/s on SQLite.
 pub const INSERT_BATCH_ROWS: usize = 1000;
 
+/// Rows an import hands the store at once. Neither backend binds them as parameters
+/// (SQLite steps one prepared statement per row; PostgreSQL COPYs them), so the batch
+/// is sized for the per-batch work on PostgreSQL (a staging table, its statistics, two
+/// statements): 10,000 rows of at most ~1 KiB each.
+pub const IMPORT_BATCH_ROWS: usize = 10_000;
+
 /// How long a writer waits for SQLite's lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 

@@ -67,7 +67,11 @@ impl NamedRow<'_, '_> {
 
     fn column_index(&self, column: &str) -> Result<usize, sqlx::Error> {
         let hint = self.next_column.get();
-        if self.column_names.get(hint).is_some_and(|name| name == column) {
+        if self
+            .column_names
+            .get(hint)
+            .is_some_and(|name| name == column)
+        {
             return Ok(hint);
         }
         self.column_names
