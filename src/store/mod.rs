@@ -331,6 +331,44 @@ mod tests {
         });
     }
 
+    /// Stored values are parsed again on the way out (straight from the row's
+    /// bytes): a corrupt one is refused, naming the column and the household, never
+    /// echoing the value (it may be an ID number, P13).
+    #[test]
+    fn a_corrupt_stored_household_is_refused_by_column() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("corrupt.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            let Store::Sqlite(pool) = &store else { unreachable!() };
+            sqlx::query("INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 2, 'u', 't')")
+                .execute(pool).await.unwrap();
+            for (id, id_number) in [("210103000001", "210103195607233027"), ("210103000002", "21010319560723302X-bad")] {
+                sqlx::query("INSERT INTO household_version VALUES ($1, '2026-01', '210103', 'urban', '张三', $2, 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233446', 'card', '张三', 'hash', 1)")
+                    .bind(id).bind(id_number).execute(pool).await.unwrap();
+            }
+            let mut transaction = store.begin().await.unwrap();
+            let month = crate::domain::month::Month::parse("2026-11").unwrap();
+            let first = transaction.household_chunk(month, "", "", 1).await.unwrap();
+            assert_eq!(first[0][0].head_id_number.as_str(), "210103195607233027");
+            assert_eq!(first[0][0].bank_code.as_str(), "102100099996");
+            let error = transaction
+                .household_chunk(month, "", "210103000001", 1)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("head_id_number of household \"210103000002\""),
+                "{error}"
+            );
+            assert!(!error.contains("2101031956"), "{error}");
+        });
+    }
+
     #[test]
     fn durability_settings_table() {
         assert!(check_sqlite_durability("wal", 2).is_ok());

@@ -85,6 +85,17 @@ impl PlainRow for NamedRow<'_, '_> {
     fn text(&self, column: &str) -> Result<String, sqlx::Error> {
         self.get(column)
     }
+    fn with_text(&self, column: &str, read: &mut dyn FnMut(&str)) -> Result<(), sqlx::Error> {
+        let index = self.column_index(column)?;
+        self.next_column.set(index + 1);
+        let text = self
+            .row
+            .get_ref(index)
+            .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
+            .map_err(|error| decode_error(column, error))?;
+        read(text);
+        Ok(())
+    }
     fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
         self.get(column)
     }

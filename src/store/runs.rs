@@ -19,6 +19,9 @@ use std::str::FromStr;
 /// Reads plain values from a row of either backend.
 pub(crate) trait PlainRow {
     fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    /// Hands `read` the column's text borrowed from the row, without a copy: values
+    /// parsed into domain types need not be allocated twice.
+    fn with_text(&self, column: &str, read: &mut dyn FnMut(&str)) -> Result<(), sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
@@ -29,6 +32,14 @@ macro_rules! plain_row {
         impl PlainRow for $row {
             fn text(&self, column: &str) -> Result<String, sqlx::Error> {
                 self.try_get(column)
+            }
+            fn with_text(
+                &self,
+                column: &str,
+                read: &mut dyn FnMut(&str),
+            ) -> Result<(), sqlx::Error> {
+                read(self.try_get::<&str, _>(column)?);
+                Ok(())
             }
             fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
                 self.try_get(column)
@@ -49,6 +60,29 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("stored {what} {value:?} does not parse"))
 }
 
+/// A text column parsed straight from the row's bytes; a value that does not parse
+/// is corruption, named with `household_id`.
+fn parsed_column<T, E>(
+    row: &(impl PlainRow + ?Sized),
+    column: &str,
+    household_id: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> StoreResult<T> {
+    let mut parse = Some(parse);
+    let mut parsed = None;
+    row.with_text(column, &mut |text| {
+        if let Some(parse) = parse.take() {
+            parsed = Some(parse(text));
+        }
+    })?;
+    match parsed {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(_)) | None => Err(StoreError::Corrupt(format!(
+            "stored {column} of household {household_id:?} does not parse"
+        ))),
+    }
+}
+
 fn month_of(text: &str) -> StoreResult<Month> {
     Month::parse(text).map_err(|_| corrupt("month", text))
 }
@@ -61,33 +95,27 @@ fn count_of(row: &(impl PlainRow + ?Sized), column: &str) -> StoreResult<u32> {
 fn household_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<Household> {
     let text = |column: &str| row.text(column);
     let household_id = text("household_id")?;
+    let id = household_id.as_str();
     Ok(Household {
-        household_id: HouseholdId::parse(&household_id)
-            .map_err(|_| corrupt("household_id", &household_id))?,
-        region_code: RegionCode::parse(&text("region_code")?)
-            .map_err(|_| corrupt("region_code", &household_id))?,
-        area: Area::parse(&text("area")?).ok_or_else(|| corrupt("area", &household_id))?,
+        household_id: HouseholdId::parse(id).map_err(|_| corrupt("household_id", id))?,
+        region_code: parsed_column(row, "region_code", id, RegionCode::parse)?,
+        area: parsed_column(row, "area", id, |v| Area::parse(v).ok_or(()))?,
         head_name: text("head_name")?,
-        head_id_number: ResidentId::parse(&text("head_id_number")?)
-            .map_err(|_| corrupt("head_id_number of", &household_id))?,
+        head_id_number: parsed_column(row, "head_id_number", id, ResidentId::parse)?,
         members: count_of(row, "members")?,
         elderly: count_of(row, "elderly")?,
         minors: count_of(row, "minors")?,
         severely_disabled: count_of(row, "severely_disabled")?,
         seriously_ill: count_of(row, "seriously_ill")?,
-        review_class: ReviewClass::parse(&text("review_class")?)
-            .ok_or_else(|| corrupt("review_class", &household_id))?,
-        last_review: parse_date(&text("last_review")?)
-            .map_err(|_| corrupt("last_review", &household_id))?,
+        review_class: parsed_column(row, "review_class", id, |v| ReviewClass::parse(v).ok_or(()))?,
+        last_review: parsed_column(row, "last_review", id, parse_date)?,
         base_amount: Fen::new(row.int("base_fen")?),
         employment_cost_deduction: row.opt_int("employment_cost_fen")?.map(Fen::new),
-        approved_from: month_of(&text("approved_from")?)?,
+        approved_from: parsed_column(row, "approved_from", id, Month::parse)?,
         approval_ref: text("approval_ref")?,
         approved_by: text("approved_by")?,
-        bank_code: BankCode::parse(&text("bank_code")?)
-            .map_err(|_| corrupt("bank_code", &household_id))?,
-        account_number: AccountNumber::parse(&text("account_number")?)
-            .map_err(|_| corrupt("account_number of", &household_id))?,
+        bank_code: parsed_column(row, "bank_code", id, BankCode::parse)?,
+        account_number: parsed_column(row, "account_number", id, AccountNumber::parse)?,
         account_name: text("account_name")?,
     })
 }
