@@ -128,8 +128,36 @@ impl StoreTx {
         .await?;
         self.execute_plain(&format!("TRUNCATE {stage}")).await?;
         self.insert_values(&stage, &columns, &staged).await?;
-        // Statistics, or the planner takes the stage for tiny and the join below for
-        // a scan of the whole target per batch.
+        let column_list = columns.join(", ");
+        let inserted = self
+            .execute_plain(&format!(
+                "INSERT INTO {} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT DO NOTHING",
+                table.table
+            ))
+            .await?;
+        // Every row new (a first import): nothing to compare. Otherwise the rows whose
+        // stored hash differs are the conflicts (a row just inserted matches itself).
+        let conflicts = if inserted == rows.len() as u64 {
+            Vec::new()
+        } else {
+            self.staged_conflicts(table, &stage).await?
+        };
+        let unchanged = rows.len() as u64 - inserted - conflicts.len() as u64;
+        Ok(UpsertOutcome {
+            inserted,
+            unchanged,
+            conflicts,
+        })
+    }
+
+    /// Keys of staged rows stored under the same key with another content hash.
+    async fn staged_conflicts(
+        &mut self,
+        table: &TableDef,
+        stage: &str,
+    ) -> StoreResult<Vec<String>> {
+        // Statistics, or the planner takes the stage for tiny and the join for a scan
+        // of the whole target per batch.
         self.execute_plain(&format!("ANALYZE {stage}")).await?;
         let key_match = table
             .key_columns
@@ -143,30 +171,16 @@ impl StoreTx {
             .map(|column| format!("s.{column}::text"))
             .collect::<Vec<_>>()
             .join(" || '/' || ");
-        let conflicts: Vec<String> = self
-            .fetch_mapped(
-                &format!(
-                    "SELECT {key_text} AS row_key FROM {stage} s JOIN {} t ON {key_match} \
-                     WHERE t.content_sha256 <> s.content_sha256",
-                    table.table
-                ),
-                &[],
-                |row| Ok(row.text("row_key")?),
-            )
-            .await?;
-        let column_list = columns.join(", ");
-        let inserted = self
-            .execute_plain(&format!(
-                "INSERT INTO {} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT DO NOTHING",
+        self.fetch_mapped(
+            &format!(
+                "SELECT {key_text} AS row_key FROM {stage} s JOIN {} t ON {key_match} \
+                 WHERE t.content_sha256 <> s.content_sha256",
                 table.table
-            ))
-            .await?;
-        let unchanged = rows.len() as u64 - inserted - conflicts.len() as u64;
-        Ok(UpsertOutcome {
-            inserted,
-            unchanged,
-            conflicts,
-        })
+            ),
+            &[],
+            |row| Ok(row.text("row_key")?),
+        )
+        .await
     }
 
     /// Runs one statement without parameters; the rows it changed.
