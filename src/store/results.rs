@@ -16,6 +16,13 @@ use rusqlite::ToSql;
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 
+/// Where a payment's row is, so the same transaction can update it without finding it
+/// again by id: its rowid on SQLite (meaningful only inside the transaction that read
+/// it, since nothing renumbers rows while that transaction holds the write lock);
+/// nothing on PostgreSQL, which updates by id in one joined statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentLocator(Option<i64>);
+
 /// An instructed payment and where its results stand.
 #[derive(Clone, Debug)]
 pub struct InstructedPayment {
@@ -24,34 +31,44 @@ pub struct InstructedPayment {
     pub batch_id: String,
     pub household_id: String,
     pub amount: Fen,
-    pub status: String,
     pub results_seen: i64,
     pub account_number: String,
     /// The state of the payment's run (`reconciled` closes the month).
     pub run_state: String,
+    pub locator: PaymentLocator,
+}
+
+/// The payments a result file names: `payments[k]` for the `k`-th id asked about when
+/// `of_id[k]` is `Some(k)`; `None` for an id no payment has. An id asked about twice
+/// maps to the same payment. `payments` may hold payments no id named.
+#[derive(Debug, Default)]
+pub struct FoundPayments {
+    pub payments: Vec<InstructedPayment>,
+    pub of_id: Vec<Option<usize>>,
 }
 
 /// A payment's new state and the reason and serial of the result that set it.
 #[derive(Clone, Debug)]
-pub struct PaymentUpdate {
-    pub end_to_end_id: String,
-    pub status: String,
+pub struct PaymentUpdate<'a> {
+    pub locator: PaymentLocator,
+    pub end_to_end_id: &'a str,
+    pub status: &'static str,
     pub results_seen: i64,
-    pub reason_code: Option<String>,
+    pub reason_code: Option<&'a str>,
     pub reason_text: Option<String>,
-    pub bank_serial: Option<String>,
+    pub bank_serial: Option<&'a str>,
 }
 
 /// One result line as received, and what it did (`applied`, `unchanged`, `exception`).
 #[derive(Clone, Debug)]
-pub struct ResultLine {
+pub struct ResultLine<'a> {
     pub line: i64,
-    pub end_to_end_id: String,
-    pub status: String,
+    pub end_to_end_id: &'a str,
+    pub status: &'static str,
     pub amount: Option<Fen>,
-    pub reason_code: Option<String>,
+    pub reason_code: Option<&'a str>,
     pub reason_text: Option<String>,
-    pub bank_serial: Option<String>,
+    pub bank_serial: Option<&'a str>,
     pub outcome: &'static str,
 }
 
@@ -182,12 +199,14 @@ impl Store {
     }
 }
 
-/// A payment with the account its line sent it to and its run's state (the query's
-/// `WHERE` follows).
-const PAYMENT_SELECT: &str =
-    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.status, \
-     p.results_seen, l.account_number, r.state AS run_state FROM payment p \
-     JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id";
+/// A payment's columns, with the account its line sent it to and its run's state.
+const PAYMENT_COLUMNS: &str =
+    "p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.results_seen, \
+     l.account_number, r.state AS run_state";
+
+/// Where a payment's columns come from (the query's `WHERE` follows).
+const PAYMENT_FROM: &str = "FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id \
+     JOIN run r ON r.run_id = p.run_id";
 
 fn instructed_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<InstructedPayment> {
     Ok(InstructedPayment {
@@ -196,10 +215,26 @@ fn instructed_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<Instructed
         batch_id: row.text("batch_id")?,
         household_id: row.text("household_id")?,
         amount: Fen::new(row.int("amount_fen")?),
-        status: row.text("status")?,
         results_seen: row.int("results_seen")?,
         account_number: row.text("account_number")?,
         run_state: row.text("run_state")?,
+        locator: PaymentLocator(None),
+    })
+}
+
+/// SQLite: the same payment from `SELECT {PAYMENT_COLUMNS}, p.rowid`, by column
+/// position (a lookup by name compares every column name on every row).
+fn instructed_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstructedPayment> {
+    Ok(InstructedPayment {
+        end_to_end_id: row.get(0)?,
+        run_id: row.get(1)?,
+        batch_id: row.get(2)?,
+        household_id: row.get(3)?,
+        amount: Fen::new(row.get(4)?),
+        results_seen: row.get(5)?,
+        account_number: row.get(6)?,
+        run_state: row.get(7)?,
+        locator: PaymentLocator(Some(row.get(8)?)),
     })
 }
 
@@ -239,58 +274,144 @@ impl StoreTx {
         Ok(id)
     }
 
-    /// The payments with these ids, with the account each was sent to.
-    pub async fn payments_by_id(
+    /// The payments the ids of a result file name (see `FoundPayments`). `batch_id` is
+    /// the batch the file says it answers: its payments are read in one pass over the
+    /// batch (on SQLite in rowid order, the order export inserted them), and only ids
+    /// not among them (another batch's, or no payment's) are looked up by id.
+    pub async fn payments_for_results(
         &mut self,
-        ids: &[String],
-    ) -> StoreResult<HashMap<String, InstructedPayment>> {
-        let mut found = HashMap::new();
-        if let StoreTx::Sqlite(transaction) = self {
-            let sql = format!("{PAYMENT_SELECT} WHERE p.end_to_end_id = $1");
-            with_raw(transaction, |connection| {
-                let mut select = Prepared::new(connection, &sql)?;
-                for id in ids {
-                    for record in
-                        select.query_map(&[id as &dyn ToSql], |row| instructed_from_row(row))?
-                    {
-                        found.insert(record.end_to_end_id.clone(), record);
-                    }
+        batch_id: Option<&str>,
+        ids: &[&str],
+    ) -> StoreResult<FoundPayments> {
+        let mut payments = match batch_id {
+            Some(batch_id) => self.payments_of_batch(batch_id).await?,
+            None => Vec::new(),
+        };
+        let mut of_id = vec![None; ids.len()];
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            let by_id: HashMap<&str, usize> = payments
+                .iter()
+                .enumerate()
+                .map(|(index, payment)| (payment.end_to_end_id.as_str(), index))
+                .collect();
+            let mut asked: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            for (slot, id) in of_id.iter_mut().zip(ids) {
+                match by_id.get(id) {
+                    Some(&index) => *slot = Some(index),
+                    None if asked.insert(id) => missing.push(id),
+                    None => {}
                 }
-                Ok(())
-            })
-            .await?;
-            return Ok(found);
-        }
-        // PostgreSQL: one statement with the ids as an array (an IN list per 1000 ids
-        // cost a round trip and a plan each).
-        if let StoreTx::Postgres(transaction) = self {
-            let sql = format!("{PAYMENT_SELECT} WHERE p.end_to_end_id = ANY($1)");
-            let rows = sqlx::query(&sql)
-                .bind(ids)
-                .fetch_all(&mut **transaction)
-                .await?;
-            for row in &rows {
-                let record = instructed_from_row(row)?;
-                found.insert(record.end_to_end_id.clone(), record);
             }
         }
-        Ok(found)
+        if missing.is_empty() {
+            return Ok(FoundPayments { payments, of_id });
+        }
+        let first_other = payments.len();
+        payments.extend(self.payments_by_id(&missing).await?);
+        let by_id: HashMap<&str, usize> = payments[first_other..]
+            .iter()
+            .enumerate()
+            .map(|(index, payment)| (payment.end_to_end_id.as_str(), first_other + index))
+            .collect();
+        for (slot, id) in of_id.iter_mut().zip(ids) {
+            if slot.is_none() {
+                *slot = by_id.get(id).copied();
+            }
+        }
+        Ok(FoundPayments { payments, of_id })
     }
 
-    /// Stores payments' new states and last reasons, in multi-row statements.
+    /// Every payment of a batch.
+    async fn payments_of_batch(&mut self, batch_id: &str) -> StoreResult<Vec<InstructedPayment>> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                // CROSS JOIN keeps the payment_batch index walk outermost.
+                let sql = "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, \
+                           p.amount_fen, p.results_seen, l.account_number, r.state AS run_state, \
+                           p.rowid FROM payment p CROSS JOIN run_line l CROSS JOIN run r \
+                           WHERE p.batch_id = $1 AND l.end_to_end_id = p.end_to_end_id \
+                           AND r.run_id = p.run_id";
+                with_raw(transaction, |connection| {
+                    let mut found = Vec::new();
+                    Prepared::new(connection, sql)?.for_each_row(
+                        &[&batch_id as &dyn ToSql],
+                        |row| {
+                            found.push(instructed_from_sqlite(row)?);
+                            Ok(())
+                        },
+                    )?;
+                    Ok(found)
+                })
+                .await
+            }
+            StoreTx::Postgres(transaction) => {
+                let sql = format!("SELECT {PAYMENT_COLUMNS} {PAYMENT_FROM} WHERE p.batch_id = $1");
+                let rows = sqlx::query(&sql)
+                    .bind(batch_id)
+                    .fetch_all(&mut **transaction)
+                    .await?;
+                rows.iter().map(|row| instructed_from_row(row)).collect()
+            }
+        }
+    }
+
+    /// The payments with these (distinct) ids; an id no payment has is left out.
+    async fn payments_by_id(&mut self, ids: &[&str]) -> StoreResult<Vec<InstructedPayment>> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                let sql =
+                    format!("SELECT {PAYMENT_COLUMNS}, p.rowid {PAYMENT_FROM} WHERE p.end_to_end_id = $1");
+                with_raw(transaction, |connection| {
+                    let mut select = Prepared::new(connection, &sql)?;
+                    let mut found = Vec::new();
+                    for id in ids {
+                        select.for_each_row(&[id as &dyn ToSql], |row| {
+                            found.push(instructed_from_sqlite(row)?);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(found)
+                })
+                .await
+            }
+            // PostgreSQL: one statement with the ids as an array (an IN list per 1000
+            // ids cost a round trip and a plan each).
+            StoreTx::Postgres(transaction) => {
+                let sql =
+                    format!("SELECT {PAYMENT_COLUMNS} {PAYMENT_FROM} WHERE p.end_to_end_id = ANY($1)");
+                let rows = sqlx::query(&sql)
+                    .bind(ids)
+                    .fetch_all(&mut **transaction)
+                    .await?;
+                rows.iter().map(|row| instructed_from_row(row)).collect()
+            }
+        }
+    }
+
+    /// Stores payments' new states and last reasons.
     pub async fn update_payments(
         &mut self,
-        updates: &[PaymentUpdate],
+        updates: &[PaymentUpdate<'_>],
         result_sha256: &str,
         at: &str,
     ) -> StoreResult<()> {
         if let StoreTx::Sqlite(transaction) = self {
-            let sql = "UPDATE payment SET status = $1, results_seen = $2, reason_code = COALESCE($3, reason_code), \
-                       reason_text = COALESCE($4, reason_text), bank_serial = COALESCE($5, bank_serial), \
-                       result_sha256 = $6, status_updated_at = $7 WHERE end_to_end_id = $8";
+            // By the rowid read with the payment (no second search of the id index);
+            // the id is compared too, on the row already found.
+            const SET: &str = "UPDATE payment SET status = $1, results_seen = $2, \
+                reason_code = COALESCE($3, reason_code), reason_text = COALESCE($4, reason_text), \
+                bank_serial = COALESCE($5, bank_serial), result_sha256 = $6, status_updated_at = $7";
+            let by_rowid = format!("{SET} WHERE rowid = $8 AND end_to_end_id = $9");
+            let by_id = format!("{SET} WHERE end_to_end_id = $9");
             return with_raw(transaction, |connection| {
-                let mut update = Prepared::new(connection, sql)?;
+                let mut update_by_rowid = Prepared::new(connection, &by_rowid)?;
+                let mut update_by_id = Prepared::new(connection, &by_id)?;
                 for u in updates {
+                    let (update, rowid) = match u.locator {
+                        PaymentLocator(Some(rowid)) => (&mut update_by_rowid, rowid),
+                        PaymentLocator(None) => (&mut update_by_id, 0),
+                    };
                     let changed = update.execute(&[
                         &u.status,
                         &u.results_seen,
@@ -299,6 +420,7 @@ impl StoreTx {
                         &u.bank_serial,
                         &result_sha256,
                         &at,
+                        &rowid,
                         &u.end_to_end_id,
                     ])?;
                     assert_eq!(changed, 1, "an update names one instructed payment");
@@ -311,18 +433,17 @@ impl StoreTx {
         // UPDATE joins it (a VALUES list per 1000 rows was planned as a scan of every
         // payment per statement: 10 s per 100k).
         let text = |value: &str| SqlValue::Text(value.to_string());
-        let opt_text =
-            |value: &Option<String>| value.clone().map_or(SqlValue::NullText, SqlValue::Text);
+        let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = updates
             .iter()
             .map(|u| {
                 vec![
-                    text(&u.end_to_end_id),
-                    text(&u.status),
+                    text(u.end_to_end_id),
+                    text(u.status),
                     SqlValue::Int(u.results_seen),
-                    opt_text(&u.reason_code),
-                    opt_text(&u.reason_text),
-                    opt_text(&u.bank_serial),
+                    opt_text(u.reason_code),
+                    opt_text(u.reason_text.as_deref()),
+                    opt_text(u.bank_serial),
                 ]
             })
             .collect();
@@ -362,7 +483,7 @@ impl StoreTx {
     pub async fn insert_result_lines(
         &mut self,
         result_file_id: i64,
-        lines: &[ResultLine],
+        lines: &[ResultLine<'_>],
     ) -> StoreResult<()> {
         const COLUMNS: &[&str] = &[
             "result_file_id",
@@ -375,22 +496,47 @@ impl StoreTx {
             "bank_serial",
             "outcome",
         ];
-        let opt_text =
-            |value: &Option<String>| value.clone().map_or(SqlValue::NullText, SqlValue::Text);
+        if let StoreTx::Sqlite(transaction) = self {
+            // Bound straight from the lines: no row of owned values in between.
+            let sql = format!(
+                "INSERT INTO payment_result ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                COLUMNS.join(", ")
+            );
+            return with_raw(transaction, |connection| {
+                let mut insert = Prepared::new(connection, &sql)?;
+                for line in lines {
+                    insert.execute(&[
+                        &result_file_id,
+                        &line.line,
+                        &line.end_to_end_id,
+                        &line.status,
+                        &line.amount.map(Fen::as_i64),
+                        &line.reason_code,
+                        &line.reason_text,
+                        &line.bank_serial,
+                        &line.outcome,
+                    ])?;
+                }
+                Ok(())
+            })
+            .await;
+        }
+        let text = |value: &str| SqlValue::Text(value.to_string());
+        let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = lines
             .iter()
             .map(|line| {
                 vec![
                     SqlValue::Int(result_file_id),
                     SqlValue::Int(line.line),
-                    SqlValue::Text(line.end_to_end_id.clone()),
-                    SqlValue::Text(line.status.clone()),
+                    text(line.end_to_end_id),
+                    text(line.status),
                     line.amount
                         .map_or(SqlValue::NullInt, |amount| SqlValue::Int(amount.as_i64())),
-                    opt_text(&line.reason_code),
-                    opt_text(&line.reason_text),
-                    opt_text(&line.bank_serial),
-                    SqlValue::Text(line.outcome.to_string()),
+                    opt_text(line.reason_code),
+                    opt_text(line.reason_text.as_deref()),
+                    opt_text(line.bank_serial),
+                    text(line.outcome),
                 ]
             })
             .collect();
