@@ -170,6 +170,9 @@ struct ResultApplier<'a> {
     outcomes: Vec<&'static str>,
     exceptions: Vec<StoredException>,
     holds: Vec<HouseholdHold>,
+    /// Per hold: the payment it follows (its household and account are read once the
+    /// file is applied, for these payments only).
+    held: Vec<usize>,
 }
 
 impl<'a> ResultApplier<'a> {
@@ -182,6 +185,7 @@ impl<'a> ResultApplier<'a> {
             outcomes: Vec::new(),
             exceptions: Vec::new(),
             holds: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -265,6 +269,27 @@ impl<'a> ResultApplier<'a> {
             let outcome = self.apply_one(parsed, index, result, payment);
             self.outcomes.push(outcome);
         }
+        self.fill_held_accounts(transaction).await
+    }
+
+    /// The household and account of each hold, from the payment it follows.
+    async fn fill_held_accounts(&mut self, transaction: &mut StoreTx) -> anyhow::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = self
+            .held
+            .iter()
+            .map(|&at| self.payments[at].end_to_end_id.as_str())
+            .collect();
+        let accounts = transaction.payment_accounts(&ids).await?;
+        for (hold, id) in self.holds.iter_mut().zip(&ids) {
+            let account = accounts.get(*id).ok_or_else(|| {
+                anyhow::anyhow!("payment {id} was found but its household and account were not")
+            })?;
+            hold.household_id.clone_from(&account.household_id);
+            hold.account_number.clone_from(&account.account_number);
+        }
         Ok(())
     }
 
@@ -295,7 +320,7 @@ impl<'a> ResultApplier<'a> {
         let check = if parsed
             .original_batch_id
             .as_ref()
-            .is_some_and(|batch| *batch != payment.batch_id)
+            .is_some_and(|batch| **batch != *payment.batch_id)
         {
             Some((
                 ExceptionKind::WrongBatch,
@@ -306,7 +331,7 @@ impl<'a> ResultApplier<'a> {
                 ExceptionKind::AmountMismatch,
                 format!("instructed {}", payment.amount),
             ))
-        } else if result.status == ResultStatus::Returned && payment.run_state == "reconciled" {
+        } else if result.status == ResultStatus::Returned && &*payment.run_state == "reconciled" {
             // FAILURES #10: a return after the month was reconciled is not applied by
             // itself: the books are closed, so a second person decides.
             Some((
@@ -321,7 +346,7 @@ impl<'a> ResultApplier<'a> {
         };
         if let Some((kind, detail)) = check {
             let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
-            self.exception(Some(&run_id), kind, &batch_id, result, detail);
+            self.exception(Some(&*run_id), kind, &batch_id, result, detail);
             return "exception";
         }
         let step = apply_result(ResultsSeen::from_bits(payment.results_seen), result.status);
@@ -344,7 +369,7 @@ impl<'a> ResultApplier<'a> {
                 let payment = &self.payments[at];
                 let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
                 self.exception(
-                    Some(&run_id),
+                    Some(&*run_id),
                     kind,
                     &batch_id,
                     result,
@@ -366,11 +391,12 @@ impl<'a> ResultApplier<'a> {
         match follow.step {
             NextStep::HoldUntilCorrectedAccount | NextStep::StopHouseholdAndFlag => {
                 self.holds.push(HouseholdHold {
-                    household_id: payment.household_id.clone(),
+                    household_id: String::new(),
                     end_to_end_id: payment.end_to_end_id.clone(),
                     reason_code: follow.reason_code,
-                    account_number: payment.account_number.clone(),
+                    account_number: String::new(),
                 });
+                self.held.push(at);
                 self.summary.holds += 1;
             }
             NextStep::Exception => {
@@ -381,7 +407,7 @@ impl<'a> ResultApplier<'a> {
                 );
                 let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
                 self.exception(
-                    Some(&run_id),
+                    Some(&*run_id),
                     ExceptionKind::FailureNeedsReview,
                     &batch_id,
                     result,

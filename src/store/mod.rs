@@ -21,8 +21,8 @@ pub mod values;
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
 pub use results::{
-    FoundPayments, HouseholdHold, InstructedPayment, PaymentLocator, PaymentUpdate, ResultLine,
-    StoredException,
+    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator, PaymentUpdate,
+    ResultLine, StoredException,
 };
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};

@@ -14,7 +14,8 @@ use crate::store::{
 };
 use rusqlite::ToSql;
 use sqlx::QueryBuilder;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Where a payment's row is, so the same transaction can update it without finding it
 /// again by id: its rowid on SQLite (meaningful only inside the transaction that read
@@ -23,24 +24,33 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaymentLocator(Option<i64>);
 
-/// An instructed payment and where its results stand.
+/// An instructed payment and where its results stand. The household and account it
+/// was sent to are read only for the few payments that end in a hold
+/// (`StoreTx::payment_accounts`).
 #[derive(Clone, Debug)]
 pub struct InstructedPayment {
     pub end_to_end_id: String,
-    pub run_id: String,
-    pub batch_id: String,
-    pub household_id: String,
+    /// Run and batch ids and the run's state are shared by every payment of a run or a
+    /// batch: one allocation each, not one per payment.
+    pub run_id: Arc<str>,
+    pub batch_id: Arc<str>,
     pub amount: Fen,
     pub results_seen: i64,
-    pub account_number: String,
     /// The state of the payment's run (`reconciled` closes the month).
-    pub run_state: String,
+    pub run_state: Arc<str>,
     pub locator: PaymentLocator,
 }
 
-/// The payments a result file names: `payments[k]` for the `k`-th id asked about when
-/// `of_id[k]` is `Some(k)`; `None` for an id no payment has. An id asked about twice
-/// maps to the same payment. `payments` may hold payments no id named.
+/// The household a payment pays and the account its line sent it to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentAccount {
+    pub household_id: String,
+    pub account_number: String,
+}
+
+/// The payments a result file names: the `k`-th id asked about names `payments[j]`
+/// when `of_id[k]` is `Some(j)`, and no payment when it is `None`. An id asked about
+/// twice maps to the same payment. `payments` may hold payments no id named.
 #[derive(Debug, Default)]
 pub struct FoundPayments {
     pub payments: Vec<InstructedPayment>,
@@ -199,42 +209,137 @@ impl Store {
     }
 }
 
-/// A payment's columns, with the account its line sent it to and its run's state.
-const PAYMENT_COLUMNS: &str =
-    "p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.results_seen, \
-     l.account_number, r.state AS run_state";
+/// PostgreSQL: a payment's columns and its run's state; the join with `run_line` keeps
+/// a payment without its line out, as SQLite's `EXISTS` does (the query's `WHERE`
+/// follows).
+const PG_PAYMENT_SELECT: &str =
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, \
+     r.state AS run_state FROM payment p \
+     JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id";
 
-/// Where a payment's columns come from (the query's `WHERE` follows).
-const PAYMENT_FROM: &str = "FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id \
-     JOIN run r ON r.run_id = p.run_id";
+/// SQLite: a payment's columns by position, its rowid last (the query's `WHERE`
+/// follows). A payment counts only with its line, as with PostgreSQL's join: `EXISTS`
+/// reads the id index alone, where a join would read every line's row too. The run's
+/// state is read once per run (`RunStates`).
+const SQLITE_PAYMENT_SELECT: &str =
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, p.rowid \
+     FROM payment p WHERE EXISTS (SELECT 1 FROM run_line l WHERE l.end_to_end_id = p.end_to_end_id)";
 
-fn instructed_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<InstructedPayment> {
-    Ok(InstructedPayment {
-        end_to_end_id: row.text("end_to_end_id")?,
-        run_id: row.text("run_id")?,
-        batch_id: row.text("batch_id")?,
-        household_id: row.text("household_id")?,
-        amount: Fen::new(row.int("amount_fen")?),
-        results_seen: row.int("results_seen")?,
-        account_number: row.text("account_number")?,
-        run_state: row.text("run_state")?,
-        locator: PaymentLocator(None),
+/// SQLite: result lines per INSERT statement (9 values each, far below SQLite's 32766).
+const RESULT_LINES_PER_INSERT: usize = 64;
+
+/// One `Arc<str>` per distinct text (run ids, batch ids, run states).
+#[derive(Default)]
+struct Shared {
+    all: HashSet<Arc<str>>,
+    /// The text asked for last: rows come a batch at a time, so it is usually asked again.
+    last: Option<Arc<str>>,
+}
+
+impl Shared {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(last) = self.last.as_ref().filter(|last| ***last == *text) {
+            return last.clone();
+        }
+        let shared = match self.all.get(text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(text);
+                self.all.insert(shared.clone());
+                shared
+            }
+        };
+        self.last = Some(shared.clone());
+        shared
+    }
+}
+
+/// A run's id and its state, shared by its payments.
+type RunState = (Arc<str>, Arc<str>);
+
+/// SQLite: the state of each run payments belong to, read once per run. The run row is
+/// the one a per-payment join would read, in the same transaction.
+struct RunStates<'c> {
+    select: Prepared<'c>,
+    /// Run id → (the run id, its state), or `None` for a run that does not exist
+    /// (a join would drop its payments).
+    known: HashMap<Arc<str>, Option<RunState>>,
+    /// The run found last (a batch's payments share one).
+    last: Option<RunState>,
+    shared: Shared,
+}
+
+impl<'c> RunStates<'c> {
+    fn new(connection: &'c rusqlite::Connection) -> StoreResult<RunStates<'c>> {
+        Ok(RunStates {
+            select: Prepared::new(connection, "SELECT state FROM run WHERE run_id = $1")?,
+            known: HashMap::new(),
+            last: None,
+            shared: Shared::default(),
+        })
+    }
+
+    fn get(&mut self, run_id: &str) -> StoreResult<Option<RunState>> {
+        if let Some(last) = self.last.as_ref().filter(|(id, _)| **id == *run_id) {
+            return Ok(Some(last.clone()));
+        }
+        if let Some(known) = self.known.get(run_id) {
+            self.last.clone_from(known);
+            return Ok(known.clone());
+        }
+        let mut state = None;
+        self.select.for_each_row(&[&run_id as &dyn ToSql], |row| {
+            state = Some(text_ref(row, 0)?.to_string());
+            Ok(())
+        })?;
+        let id = self.shared.get(run_id);
+        let known = state.map(|state| (id.clone(), self.shared.get(&state)));
+        self.known.insert(id, known.clone());
+        self.last.clone_from(&known);
+        Ok(known)
+    }
+}
+
+/// SQLite: a text column read in place (no copy).
+fn text_ref<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> StoreResult<&'r str> {
+    row.get_ref(index)?.as_str().map_err(|error| {
+        StoreError::Corrupt(format!("payment column {index} is not text: {error}"))
     })
 }
 
-/// SQLite: the same payment from `SELECT {PAYMENT_COLUMNS}, p.rowid`, by column
-/// position (a lookup by name compares every column name on every row).
-fn instructed_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstructedPayment> {
+/// SQLite: one row of `SQLITE_PAYMENT_SELECT`, or `None` when its run does not exist.
+fn instructed_from_sqlite(
+    row: &rusqlite::Row<'_>,
+    runs: &mut RunStates<'_>,
+    batches: &mut Shared,
+) -> StoreResult<Option<InstructedPayment>> {
+    let Some((run_id, run_state)) = runs.get(text_ref(row, 1)?)? else {
+        return Ok(None);
+    };
+    Ok(Some(InstructedPayment {
+        end_to_end_id: text_ref(row, 0)?.to_string(),
+        run_id,
+        batch_id: batches.get(text_ref(row, 2)?),
+        amount: Fen::new(row.get(3)?),
+        results_seen: row.get(4)?,
+        run_state,
+        locator: PaymentLocator(Some(row.get(5)?)),
+    }))
+}
+
+/// PostgreSQL: one row of `PG_PAYMENT_SELECT`.
+fn instructed_from_row(
+    row: &(impl PlainRow + ?Sized),
+    shared: &mut Shared,
+) -> StoreResult<InstructedPayment> {
     Ok(InstructedPayment {
-        end_to_end_id: row.get(0)?,
-        run_id: row.get(1)?,
-        batch_id: row.get(2)?,
-        household_id: row.get(3)?,
-        amount: Fen::new(row.get(4)?),
-        results_seen: row.get(5)?,
-        account_number: row.get(6)?,
-        run_state: row.get(7)?,
-        locator: PaymentLocator(Some(row.get(8)?)),
+        end_to_end_id: row.text("end_to_end_id")?,
+        run_id: shared.get(&row.text("run_id")?),
+        batch_id: shared.get(&row.text("batch_id")?),
+        amount: Fen::new(row.int("amount_fen")?),
+        results_seen: row.int("results_seen")?,
+        run_state: shared.get(&row.text("run_state")?),
+        locator: PaymentLocator(None),
     })
 }
 
@@ -290,15 +395,33 @@ impl StoreTx {
         let mut of_id = vec![None; ids.len()];
         let mut missing: Vec<&str> = Vec::new();
         {
-            let by_id: HashMap<&str, usize> = payments
-                .iter()
-                .enumerate()
-                .map(|(index, payment)| (payment.end_to_end_id.as_str(), index))
-                .collect();
-            let mut asked: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            // A bank answers in the order it was sent, which is the batch's order: the
+            // payment after the last one matched is tried first, and the ids are
+            // hashed only when that fails.
+            let mut by_id: Option<HashMap<&str, usize>> = None;
+            let mut next = 0;
+            let mut asked: HashSet<&str> = HashSet::new();
             for (slot, id) in of_id.iter_mut().zip(ids) {
+                if payments
+                    .get(next)
+                    .is_some_and(|payment| payment.end_to_end_id == *id)
+                {
+                    *slot = Some(next);
+                    next += 1;
+                    continue;
+                }
+                let by_id = by_id.get_or_insert_with(|| {
+                    payments
+                        .iter()
+                        .enumerate()
+                        .map(|(index, payment)| (payment.end_to_end_id.as_str(), index))
+                        .collect()
+                });
                 match by_id.get(id) {
-                    Some(&index) => *slot = Some(index),
+                    Some(&index) => {
+                        *slot = Some(index);
+                        next = index + 1;
+                    }
                     None if asked.insert(id) => missing.push(id),
                     None => {}
                 }
@@ -326,18 +449,15 @@ impl StoreTx {
     async fn payments_of_batch(&mut self, batch_id: &str) -> StoreResult<Vec<InstructedPayment>> {
         match self {
             StoreTx::Sqlite(transaction) => {
-                // CROSS JOIN keeps the payment_batch index walk outermost.
-                let sql = "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, \
-                           p.amount_fen, p.results_seen, l.account_number, r.state AS run_state, \
-                           p.rowid FROM payment p CROSS JOIN run_line l CROSS JOIN run r \
-                           WHERE p.batch_id = $1 AND l.end_to_end_id = p.end_to_end_id \
-                           AND r.run_id = p.run_id";
+                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.batch_id = $1");
                 with_raw(transaction, |connection| {
+                    let mut runs = RunStates::new(connection)?;
+                    let mut batches = Shared::default();
                     let mut found = Vec::new();
-                    Prepared::new(connection, sql)?.for_each_row(
+                    Prepared::new(connection, &sql)?.for_each_row(
                         &[&batch_id as &dyn ToSql],
                         |row| {
-                            found.push(instructed_from_sqlite(row)?);
+                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
                             Ok(())
                         },
                     )?;
@@ -346,12 +466,15 @@ impl StoreTx {
                 .await
             }
             StoreTx::Postgres(transaction) => {
-                let sql = format!("SELECT {PAYMENT_COLUMNS} {PAYMENT_FROM} WHERE p.batch_id = $1");
+                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.batch_id = $1");
                 let rows = sqlx::query(&sql)
                     .bind(batch_id)
                     .fetch_all(&mut **transaction)
                     .await?;
-                rows.iter().map(|row| instructed_from_row(row)).collect()
+                let mut shared = Shared::default();
+                rows.iter()
+                    .map(|row| instructed_from_row(row, &mut shared))
+                    .collect()
             }
         }
     }
@@ -360,14 +483,15 @@ impl StoreTx {
     async fn payments_by_id(&mut self, ids: &[&str]) -> StoreResult<Vec<InstructedPayment>> {
         match self {
             StoreTx::Sqlite(transaction) => {
-                let sql =
-                    format!("SELECT {PAYMENT_COLUMNS}, p.rowid {PAYMENT_FROM} WHERE p.end_to_end_id = $1");
+                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.end_to_end_id = $1");
                 with_raw(transaction, |connection| {
+                    let mut runs = RunStates::new(connection)?;
+                    let mut batches = Shared::default();
                     let mut select = Prepared::new(connection, &sql)?;
                     let mut found = Vec::new();
                     for id in ids {
                         select.for_each_row(&[id as &dyn ToSql], |row| {
-                            found.push(instructed_from_sqlite(row)?);
+                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
                             Ok(())
                         })?;
                     }
@@ -378,15 +502,53 @@ impl StoreTx {
             // PostgreSQL: one statement with the ids as an array (an IN list per 1000
             // ids cost a round trip and a plan each).
             StoreTx::Postgres(transaction) => {
-                let sql =
-                    format!("SELECT {PAYMENT_COLUMNS} {PAYMENT_FROM} WHERE p.end_to_end_id = ANY($1)");
+                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.end_to_end_id = ANY($1)");
                 let rows = sqlx::query(&sql)
                     .bind(ids)
                     .fetch_all(&mut **transaction)
                     .await?;
-                rows.iter().map(|row| instructed_from_row(row)).collect()
+                let mut shared = Shared::default();
+                rows.iter()
+                    .map(|row| instructed_from_row(row, &mut shared))
+                    .collect()
             }
         }
+    }
+
+    /// The household and account of each of these payments (by id) that has its line:
+    /// what a hold records, read for the few payments that end in one.
+    pub async fn payment_accounts(
+        &mut self,
+        ids: &[&str],
+    ) -> StoreResult<HashMap<String, PaymentAccount>> {
+        const SELECT: &str = "SELECT p.end_to_end_id, p.household_id, l.account_number \
+            FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id";
+        let account = |row: &dyn PlainRow| -> StoreResult<(String, PaymentAccount)> {
+            Ok((
+                row.text("end_to_end_id")?,
+                PaymentAccount {
+                    household_id: row.text("household_id")?,
+                    account_number: row.text("account_number")?,
+                },
+            ))
+        };
+        if let StoreTx::Postgres(transaction) = self {
+            let sql = format!("{SELECT} WHERE p.end_to_end_id = ANY($1)");
+            let rows = sqlx::query(&sql)
+                .bind(ids)
+                .fetch_all(&mut **transaction)
+                .await?;
+            return rows.iter().map(|row| account(row)).collect();
+        }
+        let sql = format!("{SELECT} WHERE p.end_to_end_id = $1");
+        let mut found = HashMap::new();
+        for id in ids {
+            found.extend(
+                self.fetch_mapped(&sql, &[SqlValue::Text(id.to_string())], account)
+                    .await?,
+            );
+        }
+        Ok(found)
     }
 
     /// Stores payments' new states and last reasons.
@@ -497,25 +659,61 @@ impl StoreTx {
             "outcome",
         ];
         if let StoreTx::Sqlite(transaction) = self {
-            // Bound straight from the lines: no row of owned values in between.
-            let sql = format!(
-                "INSERT INTO payment_result ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                COLUMNS.join(", ")
-            );
+            // Bound straight from the lines (no row of owned values in between), many
+            // rows per statement: each statement's own cost (cursors opened on the
+            // table and both indexes, halt, reset) is paid once per chunk.
+            let statement = |rows: usize| {
+                let values = (0..rows)
+                    .map(|row| {
+                        let first = row * COLUMNS.len();
+                        let row: Vec<String> = (1..=COLUMNS.len())
+                            .map(|column| format!("${}", first + column))
+                            .collect();
+                        format!("({})", row.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "INSERT INTO payment_result ({}) VALUES {values}",
+                    COLUMNS.join(", ")
+                )
+            };
+            let amounts: Vec<Option<i64>> = lines
+                .iter()
+                .map(|line| line.amount.map(Fen::as_i64))
+                .collect();
             return with_raw(transaction, |connection| {
-                let mut insert = Prepared::new(connection, &sql)?;
-                for line in lines {
-                    insert.execute(&[
-                        &result_file_id,
-                        &line.line,
-                        &line.end_to_end_id,
-                        &line.status,
-                        &line.amount.map(Fen::as_i64),
-                        &line.reason_code,
-                        &line.reason_text,
-                        &line.bank_serial,
-                        &line.outcome,
-                    ])?;
+                let mut full = None;
+                for (chunk, amounts) in lines
+                    .chunks(RESULT_LINES_PER_INSERT)
+                    .zip(amounts.chunks(RESULT_LINES_PER_INSERT))
+                {
+                    let mut values: Vec<&dyn ToSql> =
+                        Vec::with_capacity(chunk.len() * COLUMNS.len());
+                    for (line, amount) in chunk.iter().zip(amounts) {
+                        values.extend_from_slice(&[
+                            &result_file_id,
+                            &line.line,
+                            &line.end_to_end_id,
+                            &line.status,
+                            amount,
+                            &line.reason_code,
+                            &line.reason_text,
+                            &line.bank_serial,
+                            &line.outcome,
+                        ]);
+                    }
+                    if chunk.len() == RESULT_LINES_PER_INSERT {
+                        let insert = match &mut full {
+                            Some(insert) => insert,
+                            None => {
+                                full.insert(Prepared::new(connection, &statement(chunk.len()))?)
+                            }
+                        };
+                        insert.execute(&values)?;
+                    } else {
+                        Prepared::new(connection, &statement(chunk.len()))?.execute(&values)?;
+                    }
                 }
                 Ok(())
             })
