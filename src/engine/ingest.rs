@@ -18,7 +18,6 @@ use crate::store::{
     HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, Store, StoreTx, StoredException,
     TxLock,
 };
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The largest result file read (the XML reader's own limit is the same).
@@ -106,7 +105,7 @@ pub async fn ingest_file(
         )
         .await?;
     applier
-        .write(&mut transaction, file_id, actor.now_text)
+        .write(&mut transaction, &parsed, file_id, actor.now_text)
         .await?;
     let detail = format!(
         "file={file_name} format={} results={} applied={} exceptions={} holds={}",
@@ -151,23 +150,29 @@ fn parse_any(bytes: &[u8], format: Option<&str>) -> Result<ResultFile, String> {
     }
 }
 
-/// A payment a result moved, with the reason and serial to store beside its state.
-struct ChangedPayment {
-    end_to_end_id: String,
-    reason_code: Option<String>,
-    reason_text: Option<String>,
-    bank_serial: Option<String>,
+/// The last result that moved a payment, and the state it left the payment in.
+#[derive(Clone, Copy)]
+struct Moved {
+    /// Index of the result in the file: its reason and serial are stored beside the state.
+    result: usize,
+    status: &'static str,
 }
 
 /// Applies a file's results to the payments it names.
 struct ResultApplier<'a> {
     sha256: &'a str,
     summary: &'a mut IngestSummary,
-    payments: HashMap<String, InstructedPayment>,
-    changed: Vec<ChangedPayment>,
-    lines: Vec<ResultLine>,
+    /// The payments the file names, with `results_seen` folded as results apply.
+    payments: Vec<InstructedPayment>,
+    /// Per payment: the last result that moved it, if any did.
+    moved: Vec<Option<Moved>>,
+    /// Per result in the file: what it did.
+    outcomes: Vec<&'static str>,
     exceptions: Vec<StoredException>,
     holds: Vec<HouseholdHold>,
+    /// Per hold: the payment it follows (its household and account are read once the
+    /// file is applied, for these payments only).
+    held: Vec<usize>,
 }
 
 impl<'a> ResultApplier<'a> {
@@ -175,11 +180,12 @@ impl<'a> ResultApplier<'a> {
         ResultApplier {
             sha256,
             summary,
-            payments: HashMap::new(),
-            changed: Vec::new(),
-            lines: Vec::new(),
+            payments: Vec::new(),
+            moved: Vec::new(),
+            outcomes: Vec::new(),
             exceptions: Vec::new(),
             holds: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -245,36 +251,63 @@ impl<'a> ResultApplier<'a> {
         transaction: &mut StoreTx,
         parsed: &ResultFile,
     ) -> anyhow::Result<()> {
-        let ids: Vec<String> = parsed
+        let ids: Vec<&str> = parsed
             .results
             .iter()
-            .map(|r| r.end_to_end_id.clone())
+            .map(|r| r.end_to_end_id.as_str())
             .collect();
-        self.payments = transaction.payments_by_id(&ids).await?;
-        for result in &parsed.results {
+        // Most files name the batch they answer: its payments are read in one pass, and
+        // only ids outside it are looked up one by one.
+        let found = transaction
+            .payments_for_results(parsed.original_batch_id.as_deref(), &ids)
+            .await?;
+        self.payments = found.payments;
+        self.moved = vec![None; self.payments.len()];
+        self.outcomes.reserve(parsed.results.len());
+        for (index, (result, payment)) in parsed.results.iter().zip(found.of_id).enumerate() {
             self.summary.results += 1;
-            let outcome = self.apply_one(parsed, result);
-            self.lines.push(ResultLine {
-                line: result.line as i64,
-                end_to_end_id: result.end_to_end_id.clone(),
-                status: result.status.as_str().to_string(),
-                amount: result.amount,
-                reason_code: result.reason_code.clone(),
-                reason_text: result.reason_text.as_deref().map(mask_digits_in_text),
-                bank_serial: result.bank_serial.clone(),
-                outcome,
-            });
+            let outcome = self.apply_one(parsed, index, result, payment);
+            self.outcomes.push(outcome);
+        }
+        self.fill_held_accounts(transaction).await
+    }
+
+    /// The household and account of each hold, from the payment it follows.
+    async fn fill_held_accounts(&mut self, transaction: &mut StoreTx) -> anyhow::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = self
+            .held
+            .iter()
+            .map(|&at| self.payments[at].end_to_end_id.as_str())
+            .collect();
+        let accounts = transaction.payment_accounts(&ids).await?;
+        for (hold, id) in self.holds.iter_mut().zip(&ids) {
+            let account = accounts.get(*id).ok_or_else(|| {
+                anyhow::anyhow!("payment {id} was found but its household and account were not")
+            })?;
+            hold.household_id.clone_from(&account.household_id);
+            hold.account_number.clone_from(&account.account_number);
         }
         Ok(())
     }
 
-    fn apply_one(&mut self, parsed: &ResultFile, result: &PaymentResult) -> &'static str {
-        let batch_hint = parsed.original_batch_id.clone().unwrap_or_default();
-        let Some(payment) = self.payments.get(&result.end_to_end_id).cloned() else {
+    /// Applies the `index`-th result of the file to the payment it names (`payment`, an
+    /// index into `self.payments`, or `None` when no payment has its id).
+    fn apply_one(
+        &mut self,
+        parsed: &ResultFile,
+        index: usize,
+        result: &PaymentResult,
+        payment: Option<usize>,
+    ) -> &'static str {
+        let batch_hint = parsed.original_batch_id.as_deref().unwrap_or_default();
+        let Some(at) = payment else {
             self.exception(
                 None,
                 ExceptionKind::UnknownPayment,
-                &batch_hint,
+                batch_hint,
                 result,
                 format!(
                     "{} result for a payment never instructed",
@@ -283,63 +316,49 @@ impl<'a> ResultApplier<'a> {
             );
             return "exception";
         };
-        if parsed
+        let payment = &self.payments[at];
+        let check = if parsed
             .original_batch_id
             .as_ref()
-            .is_some_and(|batch| *batch != payment.batch_id)
+            .is_some_and(|batch| **batch != *payment.batch_id)
         {
-            self.exception(
-                Some(&payment.run_id),
+            Some((
                 ExceptionKind::WrongBatch,
-                &payment.batch_id,
-                result,
                 format!("file answers batch {batch_hint}"),
-            );
-            return "exception";
-        }
-        if result.amount.is_some_and(|amount| amount != payment.amount) {
-            self.exception(
-                Some(&payment.run_id),
+            ))
+        } else if result.amount.is_some_and(|amount| amount != payment.amount) {
+            Some((
                 ExceptionKind::AmountMismatch,
-                &payment.batch_id,
-                result,
                 format!("instructed {}", payment.amount),
-            );
-            return "exception";
-        }
-        // FAILURES #10: a return after the month was reconciled is not applied by
-        // itself: the books are closed, so a second person decides.
-        if result.status == ResultStatus::Returned && payment.run_state == "reconciled" {
-            let detail = format!(
-                "return after run {} was reconciled: a second person decides",
-                payment.run_id
-            );
-            self.exception(
-                Some(&payment.run_id),
+            ))
+        } else if result.status == ResultStatus::Returned && &*payment.run_state == "reconciled" {
+            // FAILURES #10: a return after the month was reconciled is not applied by
+            // itself: the books are closed, so a second person decides.
+            Some((
                 ExceptionKind::LateReturn,
-                &payment.batch_id,
-                result,
-                detail,
-            );
+                format!(
+                    "return after run {} was reconciled: a second person decides",
+                    payment.run_id
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, detail)) = check {
+            let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
+            self.exception(Some(&*run_id), kind, &batch_id, result, detail);
             return "exception";
         }
         let step = apply_result(ResultsSeen::from_bits(payment.results_seen), result.status);
-        let updated = InstructedPayment {
-            status: step.state.as_str().to_string(),
-            results_seen: step.seen.bits(),
-            ..payment.clone()
-        };
-        self.payments.insert(payment.end_to_end_id.clone(), updated);
-        self.changed.push(ChangedPayment {
-            end_to_end_id: payment.end_to_end_id.clone(),
-            reason_code: result.reason_code.clone(),
-            reason_text: result.reason_text.clone(),
-            bank_serial: result.bank_serial.clone(),
+        self.payments[at].results_seen = step.seen.bits();
+        self.moved[at] = Some(Moved {
+            result: index,
+            status: step.state.as_str(),
         });
         match step.transition {
             Transition::Applied(_) => {
                 self.summary.applied += 1;
-                self.follow(&payment, result);
+                self.follow(at, result);
                 "applied"
             }
             Transition::Unchanged => {
@@ -347,10 +366,12 @@ impl<'a> ResultApplier<'a> {
                 "unchanged"
             }
             Transition::Exception(kind) => {
+                let payment = &self.payments[at];
+                let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
                 self.exception(
-                    Some(&payment.run_id),
+                    Some(&*run_id),
                     kind,
-                    &payment.batch_id,
+                    &batch_id,
                     result,
                     format!("now {}", step.state.as_str()),
                 );
@@ -362,18 +383,20 @@ impl<'a> ResultApplier<'a> {
     /// What a failure leads to (§3.4): an account problem holds the household until
     /// civil affairs sends a corrected account; a death stops it; anything else is a
     /// person's to decide.
-    fn follow(&mut self, payment: &InstructedPayment, result: &PaymentResult) {
+    fn follow(&mut self, at: usize, result: &PaymentResult) {
         let Some(follow) = follow_up(result) else {
             return;
         };
+        let payment = &self.payments[at];
         match follow.step {
             NextStep::HoldUntilCorrectedAccount | NextStep::StopHouseholdAndFlag => {
                 self.holds.push(HouseholdHold {
-                    household_id: payment.household_id.clone(),
+                    household_id: String::new(),
                     end_to_end_id: payment.end_to_end_id.clone(),
                     reason_code: follow.reason_code,
-                    account_number: payment.account_number.clone(),
+                    account_number: String::new(),
                 });
+                self.held.push(at);
                 self.summary.holds += 1;
             }
             NextStep::Exception => {
@@ -382,10 +405,11 @@ impl<'a> ResultApplier<'a> {
                     follow.reason_code,
                     follow.reason_text.unwrap_or_default()
                 );
+                let (run_id, batch_id) = (payment.run_id.clone(), payment.batch_id.clone());
                 self.exception(
-                    Some(&payment.run_id),
+                    Some(&*run_id),
                     ExceptionKind::FailureNeedsReview,
-                    &payment.batch_id,
+                    &batch_id,
                     result,
                     detail,
                 );
@@ -396,37 +420,50 @@ impl<'a> ResultApplier<'a> {
     async fn write(
         &mut self,
         transaction: &mut StoreTx,
+        parsed: &ResultFile,
         file_id: i64,
         at: &str,
     ) -> anyhow::Result<()> {
         // One update per payment, with the last result's reason: the state already
         // folds every result of the file.
-        let mut updates: Vec<PaymentUpdate> = Vec::new();
-        let mut position: HashMap<String, usize> = HashMap::new();
-        for change in std::mem::take(&mut self.changed) {
-            let payment = &self.payments[&change.end_to_end_id];
-            let update = PaymentUpdate {
-                end_to_end_id: change.end_to_end_id.clone(),
-                status: payment.status.clone(),
-                results_seen: payment.results_seen,
-                reason_code: change.reason_code,
-                reason_text: change.reason_text.as_deref().map(mask_digits_in_text),
-                bank_serial: change.bank_serial,
-            };
-            match position.get(&change.end_to_end_id) {
-                Some(&index) => updates[index] = update,
-                None => {
-                    position.insert(change.end_to_end_id, updates.len());
-                    updates.push(update);
-                }
-            }
-        }
+        let updates: Vec<PaymentUpdate<'_>> = self
+            .payments
+            .iter()
+            .zip(&self.moved)
+            .filter_map(|(payment, moved)| {
+                let moved = (*moved)?;
+                let result = &parsed.results[moved.result];
+                Some(PaymentUpdate {
+                    locator: payment.locator,
+                    end_to_end_id: &payment.end_to_end_id,
+                    status: moved.status,
+                    results_seen: payment.results_seen,
+                    reason_code: result.reason_code.as_deref(),
+                    reason_text: result.reason_text.as_deref().map(mask_digits_in_text),
+                    bank_serial: result.bank_serial.as_deref(),
+                })
+            })
+            .collect();
         transaction
             .update_payments(&updates, self.sha256, at)
             .await?;
-        transaction
-            .insert_result_lines(file_id, &self.lines)
-            .await?;
+        drop(updates);
+        let lines: Vec<ResultLine<'_>> = parsed
+            .results
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(result, &outcome)| ResultLine {
+                line: result.line as i64,
+                end_to_end_id: &result.end_to_end_id,
+                status: result.status.as_str(),
+                amount: result.amount,
+                reason_code: result.reason_code.as_deref(),
+                reason_text: result.reason_text.as_deref().map(mask_digits_in_text),
+                bank_serial: result.bank_serial.as_deref(),
+                outcome,
+            })
+            .collect();
+        transaction.insert_result_lines(file_id, &lines).await?;
         transaction.insert_exceptions(&self.exceptions, at).await?;
         transaction.insert_household_holds(&self.holds, at).await?;
         Ok(())

@@ -20,7 +20,10 @@ pub mod values;
 
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
-pub use results::{HouseholdHold, InstructedPayment, PaymentUpdate, ResultLine, StoredException};
+pub use results::{
+    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator, PaymentUpdate,
+    ResultLine, StoredException,
+};
 pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
 

@@ -14,7 +14,7 @@
 
 use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use sqlx::SqliteConnection;
 
@@ -114,10 +114,23 @@ impl<'c> Prepared<'c> {
         sql: &str,
     ) -> StoreResult<Prepared<'c>> {
         let statement = connection.prepare(sql)?;
-        let count = statement.parameter_count();
-        let indexes = (1..=count)
-            .map(|n| statement.parameter_index(&format!("${n}")))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // SQLite numbers distinct named parameters 1, 2, … in order of appearance, so
+        // `$k` is found by name: a text using `$1`, `$2` and `$9` has three parameters.
+        let mut indexes: Vec<Option<usize>> = Vec::new();
+        for index in 1..=statement.parameter_count() {
+            let number = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|number| number.parse::<usize>().ok())
+                .filter(|&number| number >= 1)
+                .ok_or_else(|| {
+                    StoreError::Refused(format!("parameter {index} of {sql:?} is not $N"))
+                })?;
+            if indexes.len() < number {
+                indexes.resize(number, None);
+            }
+            indexes[number - 1] = Some(index);
+        }
         let column_names = statement
             .column_names()
             .into_iter()
@@ -132,7 +145,7 @@ impl<'c> Prepared<'c> {
 
     fn bind(&mut self, values: &[&dyn ToSql]) -> StoreResult<()> {
         assert!(
-            values.len() >= self.indexes.iter().flatten().count(),
+            values.len() >= self.indexes.len(),
             "every placeholder has a value"
         );
         self.statement.clear_bindings();
@@ -162,6 +175,21 @@ impl<'c> Prepared<'c> {
             })?);
         }
         Ok(mapped)
+    }
+
+    /// Runs the query with `values` bound and hands each row to `each` as rusqlite
+    /// gives it, for callers that read columns by position.
+    pub(crate) fn for_each_row(
+        &mut self,
+        values: &[&dyn ToSql],
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.bind(values)?;
+        let mut rows = self.statement.raw_query();
+        while let Some(row) = rows.next()? {
+            each(row)?;
+        }
+        Ok(())
     }
 
     /// Runs the statement with `values` bound; the number of rows it changed.

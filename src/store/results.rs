@@ -14,44 +14,71 @@ use crate::store::{
 };
 use rusqlite::ToSql;
 use sqlx::QueryBuilder;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-/// An instructed payment and where its results stand.
+/// Where a payment's row is, so the same transaction can update it without finding it
+/// again by id: its rowid on SQLite (meaningful only inside the transaction that read
+/// it, since nothing renumbers rows while that transaction holds the write lock);
+/// nothing on PostgreSQL, which updates by id in one joined statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentLocator(Option<i64>);
+
+/// An instructed payment and where its results stand. The household and account it
+/// was sent to are read only for the few payments that end in a hold
+/// (`StoreTx::payment_accounts`).
 #[derive(Clone, Debug)]
 pub struct InstructedPayment {
     pub end_to_end_id: String,
-    pub run_id: String,
-    pub batch_id: String,
-    pub household_id: String,
+    /// Run and batch ids and the run's state are shared by every payment of a run or a
+    /// batch: one allocation each, not one per payment.
+    pub run_id: Arc<str>,
+    pub batch_id: Arc<str>,
     pub amount: Fen,
-    pub status: String,
     pub results_seen: i64,
-    pub account_number: String,
     /// The state of the payment's run (`reconciled` closes the month).
-    pub run_state: String,
+    pub run_state: Arc<str>,
+    pub locator: PaymentLocator,
+}
+
+/// The household a payment pays and the account its line sent it to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentAccount {
+    pub household_id: String,
+    pub account_number: String,
+}
+
+/// The payments a result file names: the `k`-th id asked about names `payments[j]`
+/// when `of_id[k]` is `Some(j)`, and no payment when it is `None`. An id asked about
+/// twice maps to the same payment. `payments` may hold payments no id named.
+#[derive(Debug, Default)]
+pub struct FoundPayments {
+    pub payments: Vec<InstructedPayment>,
+    pub of_id: Vec<Option<usize>>,
 }
 
 /// A payment's new state and the reason and serial of the result that set it.
 #[derive(Clone, Debug)]
-pub struct PaymentUpdate {
-    pub end_to_end_id: String,
-    pub status: String,
+pub struct PaymentUpdate<'a> {
+    pub locator: PaymentLocator,
+    pub end_to_end_id: &'a str,
+    pub status: &'static str,
     pub results_seen: i64,
-    pub reason_code: Option<String>,
+    pub reason_code: Option<&'a str>,
     pub reason_text: Option<String>,
-    pub bank_serial: Option<String>,
+    pub bank_serial: Option<&'a str>,
 }
 
 /// One result line as received, and what it did (`applied`, `unchanged`, `exception`).
 #[derive(Clone, Debug)]
-pub struct ResultLine {
+pub struct ResultLine<'a> {
     pub line: i64,
-    pub end_to_end_id: String,
-    pub status: String,
+    pub end_to_end_id: &'a str,
+    pub status: &'static str,
     pub amount: Option<Fen>,
-    pub reason_code: Option<String>,
+    pub reason_code: Option<&'a str>,
     pub reason_text: Option<String>,
-    pub bank_serial: Option<String>,
+    pub bank_serial: Option<&'a str>,
     pub outcome: &'static str,
 }
 
@@ -182,24 +209,137 @@ impl Store {
     }
 }
 
-/// A payment with the account its line sent it to and its run's state (the query's
-/// `WHERE` follows).
-const PAYMENT_SELECT: &str =
-    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.household_id, p.amount_fen, p.status, \
-     p.results_seen, l.account_number, r.state AS run_state FROM payment p \
+/// PostgreSQL: a payment's columns and its run's state; the join with `run_line` keeps
+/// a payment without its line out, as SQLite's `EXISTS` does (the query's `WHERE`
+/// follows).
+const PG_PAYMENT_SELECT: &str =
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, \
+     r.state AS run_state FROM payment p \
      JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id";
 
-fn instructed_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<InstructedPayment> {
+/// SQLite: a payment's columns by position, its rowid last (the query's `WHERE`
+/// follows). A payment counts only with its line, as with PostgreSQL's join: `EXISTS`
+/// reads the id index alone, where a join would read every line's row too. The run's
+/// state is read once per run (`RunStates`).
+const SQLITE_PAYMENT_SELECT: &str =
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, p.rowid \
+     FROM payment p WHERE EXISTS (SELECT 1 FROM run_line l WHERE l.end_to_end_id = p.end_to_end_id)";
+
+/// SQLite: result lines per INSERT statement (9 values each, far below SQLite's 32766).
+const RESULT_LINES_PER_INSERT: usize = 64;
+
+/// One `Arc<str>` per distinct text (run ids, batch ids, run states).
+#[derive(Default)]
+struct Shared {
+    all: HashSet<Arc<str>>,
+    /// The text asked for last: rows come a batch at a time, so it is usually asked again.
+    last: Option<Arc<str>>,
+}
+
+impl Shared {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(last) = self.last.as_ref().filter(|last| ***last == *text) {
+            return last.clone();
+        }
+        let shared = match self.all.get(text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(text);
+                self.all.insert(shared.clone());
+                shared
+            }
+        };
+        self.last = Some(shared.clone());
+        shared
+    }
+}
+
+/// A run's id and its state, shared by its payments.
+type RunState = (Arc<str>, Arc<str>);
+
+/// SQLite: the state of each run payments belong to, read once per run. The run row is
+/// the one a per-payment join would read, in the same transaction.
+struct RunStates<'c> {
+    select: Prepared<'c>,
+    /// Run id → (the run id, its state), or `None` for a run that does not exist
+    /// (a join would drop its payments).
+    known: HashMap<Arc<str>, Option<RunState>>,
+    /// The run found last (a batch's payments share one).
+    last: Option<RunState>,
+    shared: Shared,
+}
+
+impl<'c> RunStates<'c> {
+    fn new(connection: &'c rusqlite::Connection) -> StoreResult<RunStates<'c>> {
+        Ok(RunStates {
+            select: Prepared::new(connection, "SELECT state FROM run WHERE run_id = $1")?,
+            known: HashMap::new(),
+            last: None,
+            shared: Shared::default(),
+        })
+    }
+
+    fn get(&mut self, run_id: &str) -> StoreResult<Option<RunState>> {
+        if let Some(last) = self.last.as_ref().filter(|(id, _)| **id == *run_id) {
+            return Ok(Some(last.clone()));
+        }
+        if let Some(known) = self.known.get(run_id) {
+            self.last.clone_from(known);
+            return Ok(known.clone());
+        }
+        let mut state = None;
+        self.select.for_each_row(&[&run_id as &dyn ToSql], |row| {
+            state = Some(text_ref(row, 0)?.to_string());
+            Ok(())
+        })?;
+        let id = self.shared.get(run_id);
+        let known = state.map(|state| (id.clone(), self.shared.get(&state)));
+        self.known.insert(id, known.clone());
+        self.last.clone_from(&known);
+        Ok(known)
+    }
+}
+
+/// SQLite: a text column read in place (no copy).
+fn text_ref<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> StoreResult<&'r str> {
+    row.get_ref(index)?.as_str().map_err(|error| {
+        StoreError::Corrupt(format!("payment column {index} is not text: {error}"))
+    })
+}
+
+/// SQLite: one row of `SQLITE_PAYMENT_SELECT`, or `None` when its run does not exist.
+fn instructed_from_sqlite(
+    row: &rusqlite::Row<'_>,
+    runs: &mut RunStates<'_>,
+    batches: &mut Shared,
+) -> StoreResult<Option<InstructedPayment>> {
+    let Some((run_id, run_state)) = runs.get(text_ref(row, 1)?)? else {
+        return Ok(None);
+    };
+    Ok(Some(InstructedPayment {
+        end_to_end_id: text_ref(row, 0)?.to_string(),
+        run_id,
+        batch_id: batches.get(text_ref(row, 2)?),
+        amount: Fen::new(row.get(3)?),
+        results_seen: row.get(4)?,
+        run_state,
+        locator: PaymentLocator(Some(row.get(5)?)),
+    }))
+}
+
+/// PostgreSQL: one row of `PG_PAYMENT_SELECT`.
+fn instructed_from_row(
+    row: &(impl PlainRow + ?Sized),
+    shared: &mut Shared,
+) -> StoreResult<InstructedPayment> {
     Ok(InstructedPayment {
         end_to_end_id: row.text("end_to_end_id")?,
-        run_id: row.text("run_id")?,
-        batch_id: row.text("batch_id")?,
-        household_id: row.text("household_id")?,
+        run_id: shared.get(&row.text("run_id")?),
+        batch_id: shared.get(&row.text("batch_id")?),
         amount: Fen::new(row.int("amount_fen")?),
-        status: row.text("status")?,
         results_seen: row.int("results_seen")?,
-        account_number: row.text("account_number")?,
-        run_state: row.text("run_state")?,
+        run_state: shared.get(&row.text("run_state")?),
+        locator: PaymentLocator(None),
     })
 }
 
@@ -239,58 +379,201 @@ impl StoreTx {
         Ok(id)
     }
 
-    /// The payments with these ids, with the account each was sent to.
-    pub async fn payments_by_id(
+    /// The payments the ids of a result file name (see `FoundPayments`). `batch_id` is
+    /// the batch the file says it answers: its payments are read in one pass over the
+    /// batch (on SQLite in rowid order, the order export inserted them), and only ids
+    /// not among them (another batch's, or no payment's) are looked up by id.
+    pub async fn payments_for_results(
         &mut self,
-        ids: &[String],
-    ) -> StoreResult<HashMap<String, InstructedPayment>> {
-        let mut found = HashMap::new();
-        if let StoreTx::Sqlite(transaction) = self {
-            let sql = format!("{PAYMENT_SELECT} WHERE p.end_to_end_id = $1");
-            with_raw(transaction, |connection| {
-                let mut select = Prepared::new(connection, &sql)?;
-                for id in ids {
-                    for record in
-                        select.query_map(&[id as &dyn ToSql], |row| instructed_from_row(row))?
-                    {
-                        found.insert(record.end_to_end_id.clone(), record);
-                    }
+        batch_id: Option<&str>,
+        ids: &[&str],
+    ) -> StoreResult<FoundPayments> {
+        let mut payments = match batch_id {
+            Some(batch_id) => self.payments_of_batch(batch_id).await?,
+            None => Vec::new(),
+        };
+        let mut of_id = vec![None; ids.len()];
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            // A bank answers in the order it was sent, which is the batch's order: the
+            // payment after the last one matched is tried first, and the ids are
+            // hashed only when that fails.
+            let mut by_id: Option<HashMap<&str, usize>> = None;
+            let mut next = 0;
+            let mut asked: HashSet<&str> = HashSet::new();
+            for (slot, id) in of_id.iter_mut().zip(ids) {
+                if payments
+                    .get(next)
+                    .is_some_and(|payment| payment.end_to_end_id == *id)
+                {
+                    *slot = Some(next);
+                    next += 1;
+                    continue;
                 }
-                Ok(())
-            })
-            .await?;
-            return Ok(found);
+                let by_id = by_id.get_or_insert_with(|| {
+                    payments
+                        .iter()
+                        .enumerate()
+                        .map(|(index, payment)| (payment.end_to_end_id.as_str(), index))
+                        .collect()
+                });
+                match by_id.get(id) {
+                    Some(&index) => {
+                        *slot = Some(index);
+                        next = index + 1;
+                    }
+                    None if asked.insert(id) => missing.push(id),
+                    None => {}
+                }
+            }
         }
-        // PostgreSQL: one statement with the ids as an array (an IN list per 1000 ids
-        // cost a round trip and a plan each).
+        if missing.is_empty() {
+            return Ok(FoundPayments { payments, of_id });
+        }
+        let first_other = payments.len();
+        payments.extend(self.payments_by_id(&missing).await?);
+        let by_id: HashMap<&str, usize> = payments[first_other..]
+            .iter()
+            .enumerate()
+            .map(|(index, payment)| (payment.end_to_end_id.as_str(), first_other + index))
+            .collect();
+        for (slot, id) in of_id.iter_mut().zip(ids) {
+            if slot.is_none() {
+                *slot = by_id.get(id).copied();
+            }
+        }
+        Ok(FoundPayments { payments, of_id })
+    }
+
+    /// Every payment of a batch.
+    async fn payments_of_batch(&mut self, batch_id: &str) -> StoreResult<Vec<InstructedPayment>> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.batch_id = $1");
+                with_raw(transaction, |connection| {
+                    let mut runs = RunStates::new(connection)?;
+                    let mut batches = Shared::default();
+                    let mut found = Vec::new();
+                    Prepared::new(connection, &sql)?.for_each_row(
+                        &[&batch_id as &dyn ToSql],
+                        |row| {
+                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
+                            Ok(())
+                        },
+                    )?;
+                    Ok(found)
+                })
+                .await
+            }
+            StoreTx::Postgres(transaction) => {
+                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.batch_id = $1");
+                let rows = sqlx::query(&sql)
+                    .bind(batch_id)
+                    .fetch_all(&mut **transaction)
+                    .await?;
+                let mut shared = Shared::default();
+                rows.iter()
+                    .map(|row| instructed_from_row(row, &mut shared))
+                    .collect()
+            }
+        }
+    }
+
+    /// The payments with these (distinct) ids; an id no payment has is left out.
+    async fn payments_by_id(&mut self, ids: &[&str]) -> StoreResult<Vec<InstructedPayment>> {
+        match self {
+            StoreTx::Sqlite(transaction) => {
+                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.end_to_end_id = $1");
+                with_raw(transaction, |connection| {
+                    let mut runs = RunStates::new(connection)?;
+                    let mut batches = Shared::default();
+                    let mut select = Prepared::new(connection, &sql)?;
+                    let mut found = Vec::new();
+                    for id in ids {
+                        select.for_each_row(&[id as &dyn ToSql], |row| {
+                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(found)
+                })
+                .await
+            }
+            // PostgreSQL: one statement with the ids as an array (an IN list per 1000
+            // ids cost a round trip and a plan each).
+            StoreTx::Postgres(transaction) => {
+                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.end_to_end_id = ANY($1)");
+                let rows = sqlx::query(&sql)
+                    .bind(ids)
+                    .fetch_all(&mut **transaction)
+                    .await?;
+                let mut shared = Shared::default();
+                rows.iter()
+                    .map(|row| instructed_from_row(row, &mut shared))
+                    .collect()
+            }
+        }
+    }
+
+    /// The household and account of each of these payments (by id) that has its line:
+    /// what a hold records, read for the few payments that end in one.
+    pub async fn payment_accounts(
+        &mut self,
+        ids: &[&str],
+    ) -> StoreResult<HashMap<String, PaymentAccount>> {
+        const SELECT: &str = "SELECT p.end_to_end_id, p.household_id, l.account_number \
+            FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id";
+        let account = |row: &dyn PlainRow| -> StoreResult<(String, PaymentAccount)> {
+            Ok((
+                row.text("end_to_end_id")?,
+                PaymentAccount {
+                    household_id: row.text("household_id")?,
+                    account_number: row.text("account_number")?,
+                },
+            ))
+        };
         if let StoreTx::Postgres(transaction) = self {
-            let sql = format!("{PAYMENT_SELECT} WHERE p.end_to_end_id = ANY($1)");
+            let sql = format!("{SELECT} WHERE p.end_to_end_id = ANY($1)");
             let rows = sqlx::query(&sql)
                 .bind(ids)
                 .fetch_all(&mut **transaction)
                 .await?;
-            for row in &rows {
-                let record = instructed_from_row(row)?;
-                found.insert(record.end_to_end_id.clone(), record);
-            }
+            return rows.iter().map(|row| account(row)).collect();
+        }
+        let sql = format!("{SELECT} WHERE p.end_to_end_id = $1");
+        let mut found = HashMap::new();
+        for id in ids {
+            found.extend(
+                self.fetch_mapped(&sql, &[SqlValue::Text(id.to_string())], account)
+                    .await?,
+            );
         }
         Ok(found)
     }
 
-    /// Stores payments' new states and last reasons, in multi-row statements.
+    /// Stores payments' new states and last reasons.
     pub async fn update_payments(
         &mut self,
-        updates: &[PaymentUpdate],
+        updates: &[PaymentUpdate<'_>],
         result_sha256: &str,
         at: &str,
     ) -> StoreResult<()> {
         if let StoreTx::Sqlite(transaction) = self {
-            let sql = "UPDATE payment SET status = $1, results_seen = $2, reason_code = COALESCE($3, reason_code), \
-                       reason_text = COALESCE($4, reason_text), bank_serial = COALESCE($5, bank_serial), \
-                       result_sha256 = $6, status_updated_at = $7 WHERE end_to_end_id = $8";
+            // By the rowid read with the payment (no second search of the id index);
+            // the id is compared too, on the row already found.
+            const SET: &str = "UPDATE payment SET status = $1, results_seen = $2, \
+                reason_code = COALESCE($3, reason_code), reason_text = COALESCE($4, reason_text), \
+                bank_serial = COALESCE($5, bank_serial), result_sha256 = $6, status_updated_at = $7";
+            let by_rowid = format!("{SET} WHERE rowid = $8 AND end_to_end_id = $9");
+            let by_id = format!("{SET} WHERE end_to_end_id = $9");
             return with_raw(transaction, |connection| {
-                let mut update = Prepared::new(connection, sql)?;
+                let mut update_by_rowid = Prepared::new(connection, &by_rowid)?;
+                let mut update_by_id = Prepared::new(connection, &by_id)?;
                 for u in updates {
+                    let (update, rowid) = match u.locator {
+                        PaymentLocator(Some(rowid)) => (&mut update_by_rowid, rowid),
+                        PaymentLocator(None) => (&mut update_by_id, 0),
+                    };
                     let changed = update.execute(&[
                         &u.status,
                         &u.results_seen,
@@ -299,6 +582,7 @@ impl StoreTx {
                         &u.bank_serial,
                         &result_sha256,
                         &at,
+                        &rowid,
                         &u.end_to_end_id,
                     ])?;
                     assert_eq!(changed, 1, "an update names one instructed payment");
@@ -311,18 +595,17 @@ impl StoreTx {
         // UPDATE joins it (a VALUES list per 1000 rows was planned as a scan of every
         // payment per statement: 10 s per 100k).
         let text = |value: &str| SqlValue::Text(value.to_string());
-        let opt_text =
-            |value: &Option<String>| value.clone().map_or(SqlValue::NullText, SqlValue::Text);
+        let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = updates
             .iter()
             .map(|u| {
                 vec![
-                    text(&u.end_to_end_id),
-                    text(&u.status),
+                    text(u.end_to_end_id),
+                    text(u.status),
                     SqlValue::Int(u.results_seen),
-                    opt_text(&u.reason_code),
-                    opt_text(&u.reason_text),
-                    opt_text(&u.bank_serial),
+                    opt_text(u.reason_code),
+                    opt_text(u.reason_text.as_deref()),
+                    opt_text(u.bank_serial),
                 ]
             })
             .collect();
@@ -362,7 +645,7 @@ impl StoreTx {
     pub async fn insert_result_lines(
         &mut self,
         result_file_id: i64,
-        lines: &[ResultLine],
+        lines: &[ResultLine<'_>],
     ) -> StoreResult<()> {
         const COLUMNS: &[&str] = &[
             "result_file_id",
@@ -375,22 +658,83 @@ impl StoreTx {
             "bank_serial",
             "outcome",
         ];
-        let opt_text =
-            |value: &Option<String>| value.clone().map_or(SqlValue::NullText, SqlValue::Text);
+        if let StoreTx::Sqlite(transaction) = self {
+            // Bound straight from the lines (no row of owned values in between), many
+            // rows per statement: each statement's own cost (cursors opened on the
+            // table and both indexes, halt, reset) is paid once per chunk.
+            let statement = |rows: usize| {
+                let values = (0..rows)
+                    .map(|row| {
+                        let first = row * COLUMNS.len();
+                        let row: Vec<String> = (1..=COLUMNS.len())
+                            .map(|column| format!("${}", first + column))
+                            .collect();
+                        format!("({})", row.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "INSERT INTO payment_result ({}) VALUES {values}",
+                    COLUMNS.join(", ")
+                )
+            };
+            let amounts: Vec<Option<i64>> = lines
+                .iter()
+                .map(|line| line.amount.map(Fen::as_i64))
+                .collect();
+            return with_raw(transaction, |connection| {
+                let mut full = None;
+                for (chunk, amounts) in lines
+                    .chunks(RESULT_LINES_PER_INSERT)
+                    .zip(amounts.chunks(RESULT_LINES_PER_INSERT))
+                {
+                    let mut values: Vec<&dyn ToSql> =
+                        Vec::with_capacity(chunk.len() * COLUMNS.len());
+                    for (line, amount) in chunk.iter().zip(amounts) {
+                        values.extend_from_slice(&[
+                            &result_file_id,
+                            &line.line,
+                            &line.end_to_end_id,
+                            &line.status,
+                            amount,
+                            &line.reason_code,
+                            &line.reason_text,
+                            &line.bank_serial,
+                            &line.outcome,
+                        ]);
+                    }
+                    if chunk.len() == RESULT_LINES_PER_INSERT {
+                        let insert = match &mut full {
+                            Some(insert) => insert,
+                            None => {
+                                full.insert(Prepared::new(connection, &statement(chunk.len()))?)
+                            }
+                        };
+                        insert.execute(&values)?;
+                    } else {
+                        Prepared::new(connection, &statement(chunk.len()))?.execute(&values)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        }
+        let text = |value: &str| SqlValue::Text(value.to_string());
+        let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = lines
             .iter()
             .map(|line| {
                 vec![
                     SqlValue::Int(result_file_id),
                     SqlValue::Int(line.line),
-                    SqlValue::Text(line.end_to_end_id.clone()),
-                    SqlValue::Text(line.status.clone()),
+                    text(line.end_to_end_id),
+                    text(line.status),
                     line.amount
                         .map_or(SqlValue::NullInt, |amount| SqlValue::Int(amount.as_i64())),
-                    opt_text(&line.reason_code),
-                    opt_text(&line.reason_text),
-                    opt_text(&line.bank_serial),
-                    SqlValue::Text(line.outcome.to_string()),
+                    opt_text(line.reason_code),
+                    opt_text(line.reason_text.as_deref()),
+                    opt_text(line.bank_serial),
+                    text(line.outcome),
                 ]
             })
             .collect();

@@ -273,3 +273,159 @@ fn an_ingest_aborted_before_commit_leaves_nothing_and_the_retry_applies_once() {
         assert_exit(&db.run(&["audit", "verify"]), 0);
     }
 }
+
+/// An R1 result file from explicit lines (id, account, name, amount, status, serial,
+/// code, reason), with its header's counts and totals computed from them.
+fn r1_lines(batch_id: &str, lines: &[[&str; 8]]) -> Vec<u8> {
+    use disburse::domain::money::Fen;
+    let fen = |amount: &str| Fen::parse_yuan(amount).unwrap().as_i64();
+    let sum = |status: &str| -> (usize, String) {
+        let chosen: Vec<&[&str; 8]> = lines.iter().filter(|l| l[4] == status).collect();
+        let total = chosen.iter().map(|l| fen(l[3])).sum();
+        (chosen.len(), Fen::new(total).to_yuan_string())
+    };
+    let total = Fen::new(lines.iter().map(|l| fen(l[3])).sum()).to_yuan_string();
+    let ((paid, paid_total), (failed, failed_total)) = (sum("S"), sum("F"));
+    let count = lines.len();
+    let mut text = format!(
+        "H|01|{batch_id}|20261126|{count}|{total}|{paid}|{paid_total}|{failed}|{failed_total}|\r\n"
+    );
+    for (seq, [id, account, name, amount, status, serial, code, reason]) in lines.iter().enumerate()
+    {
+        text.push_str(&format!(
+            "D|{}|{account}|{name}|{amount}|{status}|{serial}|{code}|{reason}|{id}|\r\n",
+            seq + 1
+        ));
+    }
+    text.push_str(&format!("T|{count}|{total}|\r\n"));
+    TargetEncoding::Gbk.encode_to_vec(&text).unwrap()
+}
+
+/// A file naming its batch is read from that batch's payments in one pass; results it
+/// carries for another batch's payment, for no payment, twice for one payment, or with
+/// another amount still meet the same checks as when every id was looked up alone:
+/// each line's outcome, the exceptions, the hold (with the household and account of
+/// the held payment's line), and each payment's state and last serial.
+#[test]
+fn a_file_mixing_its_batch_other_batches_and_unknown_ids_on_both_databases() {
+    for db in TestDb::both() {
+        let run = exported(db);
+        let db = &run.scenario.db;
+        let backend = db.backend;
+        assert!(run.payments.len() >= 3, "{backend}: a batch of three");
+        let batches = pairs(&db.url, "SELECT end_to_end_id, batch_id FROM payment");
+        let other = batches
+            .iter()
+            .find(|(_, batch)| *batch != run.batch_id)
+            .map(|(id, _)| id.clone())
+            .expect("a payment of another batch");
+        let unknown = "ZZ999999-99999999";
+        let p = |k: usize| &run.payments[k];
+        let file = db.write(
+            "mixed.txt",
+            r1_lines(
+                &run.batch_id,
+                &[
+                    [&p(0).0, &p(0).1, &p(0).2, &p(0).3, "S", "SN-A", "", ""],
+                    [&other, &p(0).1, &p(0).2, "1.00", "S", "SN-B", "", ""],
+                    [unknown, &p(0).1, &p(0).2, "2.00", "S", "SN-C", "", ""],
+                    [
+                        &p(1).0,
+                        &p(1).1,
+                        &p(1).2,
+                        &p(1).3,
+                        "F",
+                        "SN-D",
+                        "AC01",
+                        "账号不存在",
+                    ],
+                    [&p(0).0, &p(0).1, &p(0).2, &p(0).3, "S", "SN-E", "", ""],
+                    [&p(2).0, &p(2).1, &p(2).2, "0.01", "S", "SN-F", "", ""],
+                ],
+            ),
+        );
+        let before = pairs(&db.url, STATES);
+        let summary = ingest(&db.url, &file);
+        assert_eq!(
+            (
+                summary.results,
+                summary.applied,
+                summary.unchanged,
+                summary.exceptions,
+                summary.holds
+            ),
+            (6, 2, 0, 5, 1),
+            "{backend}: {summary:?}"
+        );
+        let mut expected_outcomes = vec![
+            (p(0).0.clone(), "applied".to_string()),
+            (other.clone(), "exception".into()),
+            (unknown.to_string(), "exception".into()),
+            (p(1).0.clone(), "applied".into()),
+            (p(0).0.clone(), "exception".into()),
+            (p(2).0.clone(), "exception".into()),
+        ];
+        expected_outcomes.sort();
+        assert_eq!(
+            pairs(&db.url, "SELECT end_to_end_id, outcome FROM payment_result"),
+            expected_outcomes,
+            "{backend}"
+        );
+        let mut expected_exceptions = vec![
+            // Six results and their total are not the batch's count and total.
+            ("result_file_mismatch".to_string(), String::new()),
+            ("wrong_batch".into(), other.clone()),
+            ("unknown_payment".into(), unknown.to_string()),
+            ("duplicate_result".into(), p(0).0.clone()),
+            ("amount_mismatch".into(), p(2).0.clone()),
+        ];
+        expected_exceptions.sort();
+        assert_eq!(pairs(&db.url, EXCEPTIONS), expected_exceptions, "{backend}");
+        let line_of_held = pairs(
+            &db.url,
+            &format!(
+                "SELECT household_id, account_number FROM run_line WHERE end_to_end_id = '{}'",
+                p(1).0
+            ),
+        );
+        assert_eq!(line_of_held.len(), 1, "{backend}");
+        assert_eq!(
+            pairs(
+                &db.url,
+                "SELECT household_id, account_number FROM household_hold"
+            ),
+            line_of_held,
+            "{backend}"
+        );
+        let expected_states: Vec<(String, String)> = before
+            .iter()
+            .map(|(id, status)| {
+                let now = if *id == p(0).0 {
+                    "paid"
+                } else if *id == p(1).0 {
+                    "failed"
+                } else {
+                    status.as_str()
+                };
+                (id.clone(), now.to_string())
+            })
+            .collect();
+        assert_eq!(pairs(&db.url, STATES), expected_states, "{backend}");
+        // The last result of a payment sets its serial and reason beside its state.
+        let mut expected_serials = vec![
+            (p(0).0.clone(), "SN-E".to_string()),
+            (p(1).0.clone(), "SN-D AC01".into()),
+        ];
+        expected_serials.sort();
+        assert_eq!(
+            pairs(
+                &db.url,
+                "SELECT end_to_end_id, bank_serial || COALESCE(' ' || reason_code, '') \
+                 FROM payment WHERE result_sha256 IS NOT NULL"
+            ),
+            expected_serials,
+            "{backend}"
+        );
+        assert_exit(&db.run(&["audit", "verify"]), 0);
+    }
+}
