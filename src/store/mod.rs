@@ -282,21 +282,28 @@ pub fn check_postgres_durability(fsync: &str, synchronous_commit: &str) -> Store
 mod tests {
     use super::*;
 
+    fn block_on(test: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test);
+    }
+
     /// Migration 0005 rebuilds the roster `WITHOUT ROWID`: a database that already
     /// holds households keeps every row, and the table is clustered afterwards.
     #[test]
     fn clustering_the_roster_keeps_its_rows() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("old.db").display());
             let options = SqliteConnectOptions::from_str(&url)
                 .unwrap()
                 .create_if_missing(true);
-            let pool = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+            let pool = SqlitePoolOptions::new()
+                .connect_with(options)
+                .await
+                .unwrap();
             let mut before_0005 = sqlx::migrate!("migrations/sqlite");
             before_0005.migrations = before_0005
                 .migrations
@@ -314,7 +321,9 @@ mod tests {
             }
             pool.close().await;
             let store = Store::connect(&url).await.unwrap();
-            let Store::Sqlite(pool) = &store else { unreachable!() };
+            let Store::Sqlite(pool) = &store else {
+                unreachable!()
+            };
             let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
                 "SELECT household_id, approved_from, employment_cost_fen FROM household_version",
             )
@@ -329,7 +338,9 @@ mod tests {
                 ],
                 "every row kept, read back in key order"
             );
-            let rowid = sqlx::query("SELECT rowid FROM household_version").fetch_all(pool).await;
+            let rowid = sqlx::query("SELECT rowid FROM household_version")
+                .fetch_all(pool)
+                .await;
             assert!(rowid.is_err(), "a WITHOUT ROWID table has no rowid");
         });
     }
@@ -339,18 +350,19 @@ mod tests {
     /// echoing the value (it may be an ID number, P13).
     #[test]
     fn a_corrupt_stored_household_is_refused_by_column() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("corrupt.db").display());
             let store = Store::connect(&url).await.unwrap();
-            let Store::Sqlite(pool) = &store else { unreachable!() };
+            let Store::Sqlite(pool) = &store else {
+                unreachable!()
+            };
             sqlx::query("INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 2, 'u', 't')")
                 .execute(pool).await.unwrap();
-            for (id, id_number) in [("210103000001", "210103195607233027"), ("210103000002", "21010319560723302X-bad")] {
+            for (id, id_number) in [
+                ("210103000001", "210103195607233027"),
+                ("210103000002", "21010319560723302X-bad"),
+            ] {
                 sqlx::query("INSERT INTO household_version VALUES ($1, '2026-01', '210103', 'urban', '张三', $2, 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233446', 'card', '张三', 'hash', 1)")
                     .bind(id).bind(id_number).execute(pool).await.unwrap();
             }
