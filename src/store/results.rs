@@ -451,17 +451,7 @@ impl StoreTx {
             StoreTx::Sqlite(transaction) => {
                 let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.batch_id = $1");
                 with_raw(transaction, |connection| {
-                    let mut runs = RunStates::new(connection)?;
-                    let mut batches = Shared::default();
-                    let mut found = Vec::new();
-                    Prepared::new(connection, &sql)?.for_each_row(
-                        &[&batch_id as &dyn ToSql],
-                        |row| {
-                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
-                            Ok(())
-                        },
-                    )?;
-                    Ok(found)
+                    sqlite_payments(connection, &sql, &[batch_id])
                 })
                 .await
             }
@@ -471,10 +461,7 @@ impl StoreTx {
                     .bind(batch_id)
                     .fetch_all(&mut **transaction)
                     .await?;
-                let mut shared = Shared::default();
-                rows.iter()
-                    .map(|row| instructed_from_row(row, &mut shared))
-                    .collect()
+                payments_from_pg_rows(&rows)
             }
         }
     }
@@ -485,17 +472,7 @@ impl StoreTx {
             StoreTx::Sqlite(transaction) => {
                 let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.end_to_end_id = $1");
                 with_raw(transaction, |connection| {
-                    let mut runs = RunStates::new(connection)?;
-                    let mut batches = Shared::default();
-                    let mut select = Prepared::new(connection, &sql)?;
-                    let mut found = Vec::new();
-                    for id in ids {
-                        select.for_each_row(&[id as &dyn ToSql], |row| {
-                            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
-                            Ok(())
-                        })?;
-                    }
-                    Ok(found)
+                    sqlite_payments(connection, &sql, ids)
                 })
                 .await
             }
@@ -507,10 +484,7 @@ impl StoreTx {
                     .bind(ids)
                     .fetch_all(&mut **transaction)
                     .await?;
-                let mut shared = Shared::default();
-                rows.iter()
-                    .map(|row| instructed_from_row(row, &mut shared))
-                    .collect()
+                payments_from_pg_rows(&rows)
             }
         }
     }
@@ -803,4 +777,32 @@ impl Store {
         })
         .await
     }
+}
+
+/// SQLite: the payments `sql` finds for each key in turn (`$1` bound to the key), with
+/// run states and batch ids read once and shared.
+fn sqlite_payments(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    keys: &[&str],
+) -> StoreResult<Vec<InstructedPayment>> {
+    let mut runs = RunStates::new(connection)?;
+    let mut batches = Shared::default();
+    let mut select = Prepared::new(connection, sql)?;
+    let mut found = Vec::new();
+    for key in keys {
+        select.for_each_row(&[key as &dyn ToSql], |row| {
+            found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
+            Ok(())
+        })?;
+    }
+    Ok(found)
+}
+
+/// PostgreSQL: the payments of fetched rows, with run and batch ids shared.
+fn payments_from_pg_rows(rows: &[sqlx::postgres::PgRow]) -> StoreResult<Vec<InstructedPayment>> {
+    let mut shared = Shared::default();
+    rows.iter()
+        .map(|row| instructed_from_row(row, &mut shared))
+        .collect()
 }
