@@ -1,6 +1,7 @@
 //! Writing imported files: the file record (its SHA-256 makes a re-import a no-op) and
-//! its rows, in multi-row statements, where an identical existing row is left alone
-//! and a different row under the same key is a conflict the caller reports.
+//! its rows in batches (SQLite: a prepared insert per row; PostgreSQL: `COPY` into a
+//! staging table, then one insert), where an identical existing row is left alone and
+//! a different row under the same key is a conflict the caller reports.
 
 use crate::store::raw_sqlite::{with_raw, Prepared};
 use crate::store::runs::PlainRow;
