@@ -23,6 +23,7 @@ use crate::formats::{load_builtin, Layout};
 use crate::sign::{generate_key_pair, KeyAlgorithm, SigningKey};
 use anyhow::Context as _;
 use chrono::NaiveDate;
+use compact_str::CompactString;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -333,14 +334,14 @@ fn assemble_batch(
         }
         payments.push(PaymentInstruction {
             seq: u32::try_from(payments.len() + 1).unwrap_or(u32::MAX),
-            end_to_end_id: line.end_to_end_id.clone(),
-            household_id: line.payee.household_id.clone(),
-            account_number: line.payee.account_number.clone(),
-            account_name: line.payee.account_name.clone(),
-            id_number: line.payee.id_number.clone(),
+            end_to_end_id: CompactString::from(line.end_to_end_id.as_str()),
+            household_id: CompactString::from(line.payee.household_id.as_str()),
+            account_number: CompactString::from(line.payee.account_number.as_str()),
+            account_name: CompactString::from(line.payee.account_name.as_str()),
+            id_number: CompactString::from(line.payee.id_number.as_str()),
             amount: line.payee.amount,
-            bank_code: line.payee.bank_code.clone(),
-            memo: BENCH_MEMO.to_string(),
+            bank_code: CompactString::from(line.payee.bank_code.as_str()),
+            memo: CompactString::from(BENCH_MEMO),
         });
     }
     let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap_or_default();

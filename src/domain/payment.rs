@@ -5,6 +5,7 @@
 
 use crate::domain::money::Fen;
 use chrono::{NaiveDate, NaiveDateTime};
+use compact_str::CompactString;
 
 /// One file's worth of payments. `payments` are in `seq` order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,23 +28,27 @@ pub struct PaymentBatch {
     pub payments: Vec<PaymentInstruction>,
 }
 
-/// One household's payment in a batch.
+/// One household's payment in a batch. Its text fields are `CompactString`s: each
+/// value here is at most 24 bytes (ids, codes, an account, a name of a few characters,
+/// the month's memo), so it is held inline, without an allocation of its own. An export
+/// holds a few whole batches (every route's open one and those being sealed), and that
+/// halves their memory (issue #7: peak memory ≤ 256 MiB at any size).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentInstruction {
     /// 1-based position in the batch.
     pub seq: u32,
     /// At most 20 characters of `[A-Za-z0-9-]`, fixed at compute time (CONTRACTS §3.1).
-    pub end_to_end_id: String,
+    pub end_to_end_id: CompactString,
     /// Civil affairs' household id; named in errors, not written unless a layout asks.
-    pub household_id: String,
-    pub account_number: String,
-    pub account_name: String,
+    pub household_id: CompactString,
+    pub account_number: CompactString,
+    pub account_name: CompactString,
     /// 18-character resident ID of the household head.
-    pub id_number: String,
+    pub id_number: CompactString,
     pub amount: Fen,
     /// 12-digit CNAPS code of the household's bank branch.
-    pub bank_code: String,
-    pub memo: String,
+    pub bank_code: CompactString,
+    pub memo: CompactString,
 }
 
 impl PaymentBatch {

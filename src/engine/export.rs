@@ -34,6 +34,7 @@ use crate::run::{next_state, RunEvent, RunState};
 use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
 use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx, TxLock};
 use anyhow::Context as _;
+use compact_str::CompactString;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,7 +104,7 @@ pub async fn export_run(
     let mut pages = PayLinePages::new(store, &run.run_id);
     while let Some(page) = pages.next().await? {
         for line in &page {
-            let Some((index, batch, payments)) = batches.push(line)? else {
+            let Some((index, batch, line_nos)) = batches.push(line)? else {
                 continue;
             };
             let planned = &plan[index];
@@ -113,7 +114,7 @@ pub async fn export_run(
                 resolved,
                 planned,
                 batch,
-                payments,
+                line_nos,
                 &key,
                 request.out_dir,
             );
@@ -324,15 +325,41 @@ struct ExportedBatch {
     record: BatchRecord,
     bytes: Vec<u8>,
     signature: Vec<u8>,
-    payments: Vec<PaymentRecord>,
+    /// The batch's instructions, handed back by the sealing thread: the payments are
+    /// recorded from them (with `line_nos`), so each payment's text is held once.
+    batch: PaymentBatch,
+    /// Each instruction's run line, in batch order.
+    line_nos: Vec<i64>,
+}
+
+impl ExportedBatch {
+    /// The payments to record, in batch order.
+    fn payment_records(&self) -> impl Iterator<Item = PaymentRecord<'_>> {
+        assert_eq!(
+            self.batch.payments.len(),
+            self.line_nos.len(),
+            "a line number per instruction"
+        );
+        self.batch
+            .payments
+            .iter()
+            .zip(&self.line_nos)
+            .map(|(payment, line_no)| PaymentRecord {
+                end_to_end_id: &payment.end_to_end_id,
+                line_no: *line_no,
+                household_id: &payment.household_id,
+                bank_code: &payment.bank_code,
+                amount_fen: payment.amount.as_i64(),
+            })
+    }
 }
 
 /// A batch read from the store whose file is being sealed on a blocking thread.
 struct PendingBatch {
     /// The batch's record, but for the SHA-256 of its file.
     record: BatchRecord,
-    payments: Vec<PaymentRecord>,
-    sealing: JoinHandle<Result<SealedFile, SealError>>,
+    line_nos: Vec<i64>,
+    sealing: JoinHandle<Result<(SealedFile, PaymentBatch), SealError>>,
 }
 
 /// Reads one batch's lines and starts sealing its file (render, read back and check,
@@ -342,7 +369,7 @@ fn start_batch(
     resolved: &ResolvedRoute<'_>,
     planned: &PlannedBatch,
     batch: PaymentBatch,
-    payments: Vec<PaymentRecord>,
+    line_nos: Vec<i64>,
     key: &Arc<SigningKey>,
     out_dir: &Path,
 ) -> PendingBatch {
@@ -376,10 +403,11 @@ fn start_batch(
             existing_signature.as_deref(),
             &mut |_| {},
         )
+        .map(|sealed| (sealed, batch))
     });
     PendingBatch {
         record,
-        payments,
+        line_nos,
         sealing,
     }
 }
@@ -387,7 +415,7 @@ fn start_batch(
 impl PendingBatch {
     /// Waits for the file; a value the format refuses is the run's refusal.
     async fn finish(self, run_id: &str) -> anyhow::Result<ExportedBatch> {
-        let sealed = self
+        let (sealed, batch) = self
             .sealing
             .await
             .context("sealing a batch's file stopped")?
@@ -404,7 +432,8 @@ impl PendingBatch {
             },
             bytes: sealed.rendered.bytes,
             signature: sealed.signature,
-            payments: self.payments,
+            batch,
+            line_nos: self.line_nos,
         })
     }
 }
@@ -446,7 +475,7 @@ impl KeptBatches<'_> {
                     .insert_payments(
                         &exported.record.run_id,
                         &exported.record.batch_id,
-                        &exported.payments,
+                        exported.payment_records(),
                     )
                     .await?;
             }
@@ -466,13 +495,14 @@ struct BatchAssembler<'p> {
     /// Per route, the plan indexes of its batches still to fill, in line order.
     pending: Vec<std::collections::VecDeque<usize>>,
     /// Per route, the batch being filled.
-    open: Vec<Option<(PaymentBatch, Vec<PaymentRecord>)>>,
+    open: Vec<Option<(PaymentBatch, Vec<i64>)>>,
     memo: String,
     pay_date: chrono::NaiveDate,
     created_at: chrono::NaiveDateTime,
 }
 
-type FilledBatch = (usize, PaymentBatch, Vec<PaymentRecord>);
+/// (plan index, the batch, each instruction's run line).
+type FilledBatch = (usize, PaymentBatch, Vec<i64>);
 
 impl<'p> BatchAssembler<'p> {
     fn new(
@@ -512,7 +542,7 @@ impl<'p> BatchAssembler<'p> {
             planned.batch_id
         );
         let route = &self.routes[route_index];
-        let (batch, payments) = self.open[route_index].get_or_insert_with(|| {
+        let (batch, line_nos) = self.open[route_index].get_or_insert_with(|| {
             let capacity = planned.record_count as usize;
             let batch = PaymentBatch {
                 batch_id: planned.batch_id.clone(),
@@ -529,24 +559,24 @@ impl<'p> BatchAssembler<'p> {
         let seq = u32::try_from(batch.payments.len() + 1).context("batch too large")?;
         batch.payments.push(PaymentInstruction {
             seq,
-            end_to_end_id: line.end_to_end_id.clone(),
-            household_id: line.household_id.clone(),
-            account_number: line.account_number.clone(),
-            account_name: line.account_name.clone(),
-            id_number: line.head_id_number.clone(),
+            end_to_end_id: CompactString::from(line.end_to_end_id.as_str()),
+            household_id: CompactString::from(line.household_id.as_str()),
+            account_number: CompactString::from(line.account_number.as_str()),
+            account_name: CompactString::from(line.account_name.as_str()),
+            id_number: CompactString::from(line.head_id_number.as_str()),
             amount: line.payable,
-            bank_code: line.bank_code.clone(),
-            memo: self.memo.clone(),
+            bank_code: CompactString::from(line.bank_code.as_str()),
+            memo: CompactString::from(self.memo.as_str()),
         });
-        payments.push(PaymentRecord::of_line(line));
+        line_nos.push(line.line_no);
         if line.line_no != planned.last_line_no {
             return Ok(None);
         }
         self.pending[route_index].pop_front();
-        let (batch, payments) = self.open[route_index]
+        let (batch, line_nos) = self.open[route_index]
             .take()
             .expect("the batch just filled is open");
-        Ok(Some((plan_index, batch, payments)))
+        Ok(Some((plan_index, batch, line_nos)))
     }
 
     /// Every planned batch was filled and handed out.

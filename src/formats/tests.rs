@@ -20,14 +20,14 @@ fn layout(name: &str) -> Layout {
 fn payment(seq: u32, household: &str, name: &str, fen: i64, bank_code: &str) -> PaymentInstruction {
     PaymentInstruction {
         seq,
-        end_to_end_id: format!("E2026110000{seq:02}"),
-        household_id: household.to_string(),
-        account_number: format!("6222020200112233{seq:03}"),
-        account_name: name.to_string(),
-        id_number: format!("11010519491231{seq:03}X"),
+        end_to_end_id: format!("E2026110000{seq:02}").into(),
+        household_id: household.to_string().into(),
+        account_number: format!("6222020200112233{seq:03}").into(),
+        account_name: name.to_string().into(),
+        id_number: format!("11010519491231{seq:03}X").into(),
         amount: Fen::new(fen),
-        bank_code: bank_code.to_string(),
-        memo: "2026-11低保金".to_string(),
+        bank_code: bank_code.to_string().into(),
+        memo: "2026-11低保金".to_string().into(),
     }
 }
 
@@ -212,14 +212,14 @@ fn pain001_read_refuses_what_our_writer_did_not_write() {
 #[test]
 fn pain001_refuses_schema_facet_violations() {
     let mut batch = sample_batch();
-    batch.payments[1].account_name = "李".repeat(141);
+    batch.payments[1].account_name = "李".repeat(141).into();
     let error = render_payment_file(&layout("iso20022-pain001"), &batch).unwrap_err();
     assert!(
         error.to_string().starts_with("household H0002: Nm"),
         "{error}"
     );
     let mut batch = sample_batch();
-    batch.payments[0].end_to_end_id = String::new();
+    batch.payments[0].end_to_end_id = String::new().into();
     assert!(render_payment_file(&layout("iso20022-pain001"), &batch).is_err());
 }
 
@@ -267,7 +267,7 @@ fn names_outside_gbk_are_refused_naming_the_household() {
     let cases = [("王𬌗", '𬌗'), ("王\u{20000}", '\u{20000}')];
     for (name, character) in cases {
         let mut batch = sample_batch();
-        batch.payments[2].account_name = name.to_string();
+        batch.payments[2].account_name = name.to_string().into();
         for layout_name in ["bank-pipe-gbk", "rcc-fixed-gbk"] {
             let error = render_payment_file(&layout(layout_name), &batch).unwrap_err();
             let expected = format!(
@@ -301,7 +301,7 @@ fn rare_names_round_trip_byte_exact_in_gb18030() {
     let mut batch = sample_batch();
     let names = ["王𬌗", "王䶮", "王\u{20000}", "李秀英"];
     for (payment, name) in batch.payments.iter_mut().zip(names) {
-        payment.account_name = name.to_string();
+        payment.account_name = name.to_string().into();
     }
     let rendered = render_payment_file(&layout, &batch).unwrap();
     let parsed = parse_payment_file(&layout, &rendered.bytes).unwrap();
@@ -313,7 +313,7 @@ fn rare_names_round_trip_byte_exact_in_gb18030() {
     assert_eq!(read, names);
     let mut again = batch.clone();
     for (payment, name) in again.payments.iter_mut().zip(read) {
-        payment.account_name = name.into_owned();
+        payment.account_name = name.into_owned().into();
     }
     assert_eq!(
         render_payment_file(&layout, &again).unwrap().bytes,
@@ -373,7 +373,7 @@ fn a_layout_written_only_as_toml_renders_without_code_changes() {
 #[test]
 fn values_that_do_not_fit_are_errors_never_cut() {
     let mut batch = sample_batch();
-    batch.payments[1].account_name = "李".repeat(31); // 62 GBK bytes in a 60-byte field
+    batch.payments[1].account_name = "李".repeat(31).into(); // 62 GBK bytes in a 60-byte field
     let error = render_payment_file(&layout("rcc-fixed-gbk"), &batch).unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -803,7 +803,7 @@ proptest! {
             .map(|(index, (name, fen, id))| {
                 let mut p = payment(index as u32 + 1, &format!("H{index}"), name, *fen, "102100000012");
                 // Unique, as CONTRACTS §3.1 guarantees: the parser refuses repeats.
-                p.end_to_end_id = format!("{id:.15}{index:04}");
+                p.end_to_end_id = format!("{id:.15}{index:04}").into();
                 p
             })
             .collect();
@@ -818,9 +818,9 @@ proptest! {
             prop_assert_eq!(ids, expected);
             let mut again = batch.clone();
             for (payment, read) in again.payments.iter_mut().zip(&parsed.payments) {
-                payment.account_name = read.account_name.clone().unwrap_or_default().into_owned();
-                payment.account_number = read.account_number.clone().unwrap_or_default().into_owned();
-                payment.end_to_end_id = read.end_to_end_id.to_string();
+                payment.account_name = read.account_name.clone().unwrap_or_default().into_owned().into();
+                payment.account_number = read.account_number.clone().unwrap_or_default().into_owned().into();
+                payment.end_to_end_id = read.end_to_end_id.to_string().into();
                 payment.amount = read.amount;
             }
             prop_assert_eq!(render_payment_file(&layout, &again).unwrap().bytes, rendered.bytes);
@@ -848,8 +848,8 @@ pub(super) fn edge_batch() -> PaymentBatch {
     let memos = ["€5 补发", "", "2026-11低保金&补", "  "];
     let amounts = [0, 1, 99_999_999_999_999, 10_000_000_000];
     for (index, payment) in batch.payments.iter_mut().enumerate() {
-        payment.account_name = names[index].to_string();
-        payment.memo = memos[index].to_string();
+        payment.account_name = names[index].to_string().into();
+        payment.memo = memos[index].to_string().into();
         payment.amount = Fen::new(amounts[index]);
     }
     batch.payer_name = "某市财政局 <社保> & \"专户\"".into();
@@ -906,24 +906,24 @@ fn edge_refusals_are_pinned() {
         ("bank-pipe-gbk", |b| b.payments[2].memo = "低保\u{2028}".into(), "household H0003: memo contains \u{2028} (U+2028), which GBK cannot encode"),
         ("rcc-fixed-gbk", |b| b.payments[0].memo = "低保金低保金低保金低保金低保金低".into(), "household H0001: memo is 32 bytes, longer than its 30-byte field"),
         ("rcc-fixed-gbk", |b| b.payments[0].memo = "低保金低保金低保金低保金低保金".into(), "ok"),
-        ("rcc-fixed-gbk", |b| b.payments[0].account_number = "1".repeat(33), "household H0001: account_number is 33 bytes, longer than its 32-byte field"),
+        ("rcc-fixed-gbk", |b| b.payments[0].account_number = "1".repeat(33).into(), "household H0001: account_number is 33 bytes, longer than its 32-byte field"),
         ("rcc-fixed-gbk", |b| b.payments[0].amount = Fen::new(1_000_000_000_000_000), "batch B20261100001: total is 16 bytes, longer than its 15-byte field"),
         ("rcc-fixed-gbk", |b| b.payments[0].amount = Fen::new(-1), "household H0001: amount -0.01 is negative"),
         ("bank-pipe-gbk", |b| b.payer_name = "财政\t局".into(), "batch B20261100001: payer_name contains the character '\\t', which this format cannot carry"),
-        ("bank-pipe-gbk", |b| b.payments[3].end_to_end_id = "E".repeat(21), "household H0004: end_to_end_id is 21 bytes, longer than its 20-byte field"),
+        ("bank-pipe-gbk", |b| b.payments[3].end_to_end_id = "E".repeat(21).into(), "household H0004: end_to_end_id is 21 bytes, longer than its 20-byte field"),
         ("iso20022-pain001", |b| b.payments[1].account_name = "张\u{9f}".into(), "household H0002: Nm \"张\\u{9f}\" breaks the ISO 20022 schema: contains a control character"),
-        ("iso20022-pain001", |b| b.payments[1].id_number = String::new(), "household H0002: Id \"\" breaks the ISO 20022 schema: must not be empty"),
-        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(141), "household H0003: Ustrd \"补补…补补\" breaks the ISO 20022 schema: longer than the schema allows"),
-        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(140), "ok"),
-        ("iso20022-pain001", |b| b.payments[0].account_number = "6".repeat(35), "household H0001: Id \"66666666666666666666666666666666666\" breaks the ISO 20022 schema: longer than the schema allows"),
-        ("iso20022-pain001", |b| b.payments[0].bank_code = "1".repeat(36), "household H0001: MmbId \"111111111111111111111111111111111111\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payments[1].id_number = String::new().into(), "household H0002: Id \"\" breaks the ISO 20022 schema: must not be empty"),
+        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(141).into(), "household H0003: Ustrd \"补补…补补\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payments[2].memo = "补".repeat(140).into(), "ok"),
+        ("iso20022-pain001", |b| b.payments[0].account_number = "6".repeat(35).into(), "household H0001: Id \"66666666666666666666666666666666666\" breaks the ISO 20022 schema: longer than the schema allows"),
+        ("iso20022-pain001", |b| b.payments[0].bank_code = "1".repeat(36).into(), "household H0001: MmbId \"111111111111111111111111111111111111\" breaks the ISO 20022 schema: longer than the schema allows"),
         ("iso20022-pain001", |b| b.payer_bank_code = String::new(), "batch B20261100001: MmbId \"\" breaks the ISO 20022 schema: must not be empty"),
         ("iso20022-pain001", |b| b.payments[0].end_to_end_id = "E\r1".into(), "household H0001: EndToEndId \"E\\r1\" breaks the ISO 20022 schema: contains a control character"),
         ("iso20022-pain001", |b| b.payments[0].amount = Fen::new(1_000_000_000_000_000_000), "batch B20261100001: CtrlSum \"10000000000001287.70\" breaks the ISO 20022 schema: outside 0 to 18 digits"),
         ("numeric-account", |b| b.payments[2].account_number = "62220X".into(), "household H0003: account_number must be digits only for an N field"),
         ("numeric-account", |b| b.payments[2].account_number = "６２".into(), "household H0003: account_number must be digits only for an N field"),
         ("numeric-account", |b| b.payments[2].account_number = "6\u{20000}".into(), "household H0003: account_number contains \u{20000} (U+20000), which GBK cannot encode"),
-        ("numeric-account", |b| b.payments[2].account_number = "1".repeat(33), "household H0003: account_number is 33 bytes, longer than its 32-byte field"),
+        ("numeric-account", |b| b.payments[2].account_number = "1".repeat(33).into(), "household H0003: account_number is 33 bytes, longer than its 32-byte field"),
     ];
     let mut mismatches = Vec::new();
     for (layout_name, edit, expected) in cases {

@@ -25,27 +25,21 @@ pub struct BatchRecord {
     pub key_id: String,
 }
 
-/// One instructed payment: the line it pays and the batch that carries it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PaymentRecord {
-    pub end_to_end_id: String,
+/// One instructed payment: the line it pays and the batch that carries it. Borrowed
+/// from the batch's instructions, so export holds each payment's text once (issue #7:
+/// memory holds a few batches, and each payment's strings only once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentRecord<'a> {
+    pub end_to_end_id: &'a str,
     pub line_no: i64,
-    pub household_id: String,
-    pub bank_code: String,
+    pub household_id: &'a str,
+    pub bank_code: &'a str,
     pub amount_fen: i64,
 }
 
-impl PaymentRecord {
-    pub fn of_line(line: &RunLine) -> PaymentRecord {
-        PaymentRecord {
-            end_to_end_id: line.end_to_end_id.clone(),
-            line_no: line.line_no,
-            household_id: line.household_id.clone(),
-            bank_code: line.bank_code.clone(),
-            amount_fen: line.payable.as_i64(),
-        }
-    }
-}
+/// Payments written per `insert_values` call: the rows of one call are built in memory,
+/// so a 50,000-payment batch is written a slice at a time.
+const PAYMENT_INSERT_ROWS: usize = 2_000;
 
 pub(crate) fn batch_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<BatchRecord> {
     Ok(BatchRecord {
@@ -120,12 +114,12 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Inserts a batch's payments in multi-row statements.
-    pub async fn insert_payments(
+    /// Inserts a batch's payments, `PAYMENT_INSERT_ROWS` at a time.
+    pub async fn insert_payments<'a>(
         &mut self,
         run_id: &str,
         batch_id: &str,
-        payments: &[PaymentRecord],
+        payments: impl Iterator<Item = PaymentRecord<'a>>,
     ) -> StoreResult<()> {
         const COLUMNS: &[&str] = &[
             "end_to_end_id",
@@ -136,21 +130,23 @@ impl StoreTx {
             "bank_code",
             "amount_fen",
         ];
-        let rows: Vec<Vec<SqlValue>> = payments
-            .iter()
-            .map(|payment| {
+        let mut rows: Vec<Vec<SqlValue>> = Vec::with_capacity(PAYMENT_INSERT_ROWS);
+        let mut payments = payments.peekable();
+        while payments.peek().is_some() {
+            rows.clear();
+            rows.extend(payments.by_ref().take(PAYMENT_INSERT_ROWS).map(|payment| {
                 vec![
-                    SqlValue::Text(payment.end_to_end_id.clone()),
+                    SqlValue::Text(payment.end_to_end_id.to_string()),
                     SqlValue::Text(run_id.to_string()),
                     SqlValue::Text(batch_id.to_string()),
                     SqlValue::Int(payment.line_no),
-                    SqlValue::Text(payment.household_id.clone()),
-                    SqlValue::Text(payment.bank_code.clone()),
+                    SqlValue::Text(payment.household_id.to_string()),
+                    SqlValue::Text(payment.bank_code.to_string()),
                     SqlValue::Int(payment.amount_fen),
                 ]
-            })
-            .collect();
-        self.insert_values("payment", COLUMNS, &rows).await?;
+            }));
+            self.insert_values("payment", COLUMNS, &rows).await?;
+        }
         Ok(())
     }
 }
