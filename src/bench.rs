@@ -100,7 +100,7 @@ pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow
     let roster = out.join("roster.csv");
     timed(&mut figures, "generate roster", |_| households, async {
         let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&roster)?);
-        RosterGenerator::new(7).write_roster(&mut file, households, "2026-01")?;
+        RosterGenerator::new(7).stream_roster(&mut file, households, "2026-01")?;
         file.flush()?;
         Ok(())
     })

@@ -205,7 +205,7 @@ fn validate<T>(
     path: &Path,
     encoding: InputEncoding,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
-    let mut first_line_of_key: HashMap<String, u64> = HashMap::new();
+    let mut seen_keys = SeenKeys::default();
     let mut decisions = Vec::new();
     let report = scan(
         open(path)?,
@@ -217,7 +217,7 @@ fn validate<T>(
             if let Some(decision) = (kind.as_decision)(&record) {
                 decisions.push((line, decision.clone()));
             }
-            match first_line_of_key.insert(key.clone(), line) {
+            match seen_keys.first_line(&key, line) {
                 Some(first) => Err(RowError {
                     line,
                     column: kind.table.key_columns.join("+"),
@@ -229,6 +229,66 @@ fn validate<T>(
         },
     );
     Ok((report, decisions))
+}
+
+/// The keys pass 1 has seen, each as a 128-bit keyed hash with the line it was first
+/// on: 24 bytes a row where the key's text took about 120 (issue #7: a 2M-row roster's
+/// check held ~300 MiB; a whole file's keys are the one thing pass 1 must remember).
+/// The two SipHash keys are random per process, so no file can be crafted to collide;
+/// by chance two of n keys collide with probability about n²/2¹²⁹, and a collision
+/// could only refuse a good file, never let a duplicate through.
+#[derive(Default)]
+struct SeenKeys {
+    first_lines: HashMap<KeyDigest, u64, std::hash::BuildHasherDefault<DigestWordHasher>>,
+    high: std::collections::hash_map::RandomState,
+    low: std::collections::hash_map::RandomState,
+}
+
+impl SeenKeys {
+    /// Records `key` on `line`; the line it was first seen on, if it was.
+    fn first_line(&mut self, key: &str, line: u64) -> Option<u64> {
+        use std::hash::BuildHasher as _;
+        let digest = KeyDigest([self.high.hash_one(key), self.low.hash_one(key)]);
+        match self.first_lines.entry(digest) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(line);
+                None
+            }
+        }
+    }
+}
+
+/// A key's 128-bit keyed hash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct KeyDigest([u64; 2]);
+
+impl std::hash::Hash for KeyDigest {
+    /// The digest is already a keyed hash: the table takes one of its words as is.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// Passes a `KeyDigest`'s word through (hashing it again would only cost time).
+#[derive(Default)]
+struct DigestWordHasher(u64);
+
+impl std::hash::Hasher for DigestWordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; any other input is still folded in, never dropped.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Decisions must name a known household; a resume inside a blacklist year is
@@ -430,6 +490,52 @@ mod tests {
             checked += 1;
         }
         checked
+    }
+
+    #[test]
+    fn a_key_repeated_in_the_file_is_refused_naming_both_lines() {
+        let mut roster = Vec::new();
+        RosterGenerator::new(7)
+            .write_roster(&mut roster, 5, "2026-01")
+            .expect("roster written to memory");
+        let text = String::from_utf8(roster).expect("the generator writes UTF-8");
+        let rows: Vec<&str> = text.lines().collect();
+        // Header on line 1; the household of line 3 comes again on line 7, and line 8
+        // repeats line 2 with another name: a key, not a whole row, is what repeats.
+        let (before_name, _) = rows[1].rsplit_once(',').expect("a roster row has columns");
+        let renamed = format!("{before_name},王五");
+        let file = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(
+            file.path(),
+            format!("{}\n{}\n{}\n", text.trim_end(), rows[2], renamed),
+        )
+        .expect("file written");
+        let (report, _) =
+            validate(&ROSTER, file.path(), InputEncoding::Utf8).expect("the file is readable");
+        let repeats: Vec<(u64, &str)> = report
+            .errors
+            .iter()
+            .filter(|error| error.reason.starts_with("appears again"))
+            .map(|error| (error.line, error.reason.as_str()))
+            .collect();
+        assert_eq!(
+            repeats,
+            [
+                (7, "appears again (first on line 3)"),
+                (8, "appears again (first on line 2)")
+            ],
+            "{:?}",
+            report.errors
+        );
+        let mut seen = SeenKeys::default();
+        assert_eq!(seen.first_line("H1", 2), None);
+        assert_eq!(seen.first_line("H2", 3), None);
+        assert_eq!(seen.first_line("H1", 9), Some(2));
+        assert_eq!(
+            seen.first_line("H1 ", 10),
+            None,
+            "a different key is not a repeat"
+        );
     }
 
     #[test]

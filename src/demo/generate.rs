@@ -192,6 +192,21 @@ impl RosterGenerator {
             .map(|index| self.write_household(out, index, approved_from))
             .collect()
     }
+
+    /// Writes the same roster as `write_roster` without keeping the households, so a
+    /// benchmark's millions of them never sit in memory at once (issue #7).
+    pub fn stream_roster(
+        &mut self,
+        out: &mut impl Write,
+        households: u64,
+        approved_from: &str,
+    ) -> io::Result<()> {
+        writeln!(out, "{ROSTER_HEADER}")?;
+        for index in 1..=households {
+            self.write_household(out, index, approved_from)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -221,5 +236,10 @@ mod tests {
             .write_roster(&mut again, 500, "2026-01")
             .unwrap();
         assert_eq!(csv, again, "same seed, same roster");
+        let mut streamed = Vec::new();
+        RosterGenerator::new(7)
+            .stream_roster(&mut streamed, 500, "2026-01")
+            .unwrap();
+        assert_eq!(csv, streamed, "streaming writes the same roster");
     }
 }
