@@ -264,7 +264,7 @@ impl RunComputer<'_> {
                     lines.push(line);
                 }
             }
-            transaction.insert_lines(run_id, &lines).await?;
+            transaction.insert_lines(run_id, lines).await?;
             after = last_id;
         }
         Ok(())

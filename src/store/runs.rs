@@ -435,8 +435,10 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Writes lines in multi-row statements.
-    pub async fn insert_lines(&mut self, run_id: &str, lines: &[RunLine]) -> StoreResult<()> {
+    /// Writes lines in multi-row statements. Takes the lines by value: their text moves
+    /// into the statement's values instead of being copied (a million-line run copied
+    /// eight strings a line here).
+    pub async fn insert_lines(&mut self, run_id: &str, lines: Vec<RunLine>) -> StoreResult<()> {
         const COLUMNS: &[&str] = &[
             "run_id",
             "line_no",
@@ -461,15 +463,15 @@ impl StoreTx {
         ];
         let text = |value: &str| SqlValue::Text(value.to_string());
         let rows: Vec<Vec<SqlValue>> = lines
-            .iter()
+            .into_iter()
             .map(|line| {
                 vec![
                     text(run_id),
                     SqlValue::Int(line.line_no),
-                    text(&line.household_id),
+                    SqlValue::Text(line.household_id),
                     SqlValue::Text(line.approved_from.to_string()),
-                    text(&line.region_code),
-                    text(&line.area),
+                    SqlValue::Text(line.region_code),
+                    SqlValue::Text(line.area),
                     text(line.status.as_str()),
                     SqlValue::Int(line.base.as_i64()),
                     SqlValue::Int(line.supplements.as_i64()),
@@ -477,11 +479,11 @@ impl StoreTx {
                     SqlValue::Int(line.reduction.as_i64()),
                     SqlValue::Int(line.recovery.as_i64()),
                     SqlValue::Int(line.payable.as_i64()),
-                    text(&line.bank_code),
-                    text(&line.account_number),
-                    text(&line.account_name),
-                    text(&line.head_id_number),
-                    text(&line.end_to_end_id),
+                    SqlValue::Text(line.bank_code),
+                    SqlValue::Text(line.account_number),
+                    SqlValue::Text(line.account_name),
+                    SqlValue::Text(line.head_id_number),
+                    SqlValue::Text(line.end_to_end_id),
                     SqlValue::Text(line.flags.join(";")),
                     SqlValue::Text(ArrearsSource::join(&line.arrears_sources)),
                 ]
