@@ -395,6 +395,7 @@ async fn write_rows<T>(
         }
     }
     writer.flush(transaction, summary).await?;
+    transaction.refresh_statistics(kind.table).await?;
     let conflicts = writer.conflicts;
     if !conflicts.is_empty() {
         let report = ScanReport {
