@@ -3,33 +3,15 @@
 //! (see `raw_sqlite`) and through sqlx on PostgreSQL.
 //!
 //! **Invariants:** a write runs inside the caller's transaction; values bind by
-//! placeholder number; PostgreSQL inserts go through `COPY`, whose text format
-//! escapes every separator.
+//! placeholder number; PostgreSQL inserts go through `COPY … FROM STDIN` and bulk reads
+//! through `COPY … TO STDOUT` (`copy_out`), whose text format escapes every separator.
 
+use crate::store::copy_out::{copy_out_mapped, copy_statement};
 use crate::store::raw_sqlite::{with_raw, Prepared};
 use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
 use crate::store::{Store, StoreResult, StoreTx};
 use rusqlite::ToSql;
-use sqlx::Database;
-
-fn bind_value<'q, Db: Database>(
-    query: sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>,
-    value: &SqlValue,
-) -> sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>
-where
-    i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-{
-    match value {
-        SqlValue::Int(number) => query.bind(*number),
-        SqlValue::Text(text) => query.bind(text.clone()),
-        SqlValue::NullInt => query.bind(None::<i64>),
-        SqlValue::NullText => query.bind(None::<String>),
-    }
-}
 
 fn as_params(values: &[SqlValue]) -> Vec<&dyn ToSql> {
     values.iter().map(|value| value as &dyn ToSql).collect()
@@ -51,9 +33,8 @@ impl StoreTx {
                 .await
             }
             StoreTx::Postgres(transaction) => {
-                let query = values.iter().fold(sqlx::query(sql), bind_value);
-                let rows = query.fetch_all(&mut **transaction).await?;
-                rows.iter().map(|row| map(row)).collect()
+                let statement = copy_statement(sql, values);
+                copy_out_mapped(transaction, &statement, map).await
             }
         }
     }
@@ -161,9 +142,9 @@ impl Store {
                 .await
             }
             Store::Postgres(pool) => {
-                let query = values.iter().fold(sqlx::query(sql), bind_value);
-                let rows = query.fetch_all(pool).await?;
-                rows.iter().map(|row| map(row)).collect()
+                let mut connection = pool.acquire().await?;
+                let statement = copy_statement(sql, values);
+                copy_out_mapped(&mut connection, &statement, map).await
             }
         }
     }

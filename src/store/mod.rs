@@ -10,6 +10,7 @@
 
 mod audit_log;
 mod bulk;
+mod copy_out;
 mod export;
 mod imports;
 mod raw_sqlite;
