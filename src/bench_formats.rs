@@ -3,7 +3,10 @@
 //! plans them (`export::plan`), and each batch is sealed by export's own function
 //! (`export::seal`: rendered, parsed back and checked against its plan, hashed with
 //! SHA-256, signed with Ed25519 and the signature verified), `SEALS_IN_FLIGHT` batches
-//! at a time as export seals them. Two passes: every payment in its route's layout
+//! at a time as export seals them, then checked once more by export's final check
+//! (`export::verify::verify_file_bytes`, what `verify_directory` does for each file:
+//! SHA-256, signature, figures), so the figures are all the CPU work export spends on a
+//! file. Two passes: every payment in its route's layout
 //! (what `run export` does with the default routes), and every payment in each of the
 //! layouts A, B and C (so a layout's rate is measured on the same N payments, e.g.
 //! beside `scripts/sepaxml_bench.py`). `DIR/payments.csv` holds the payments for that
@@ -15,12 +18,15 @@
 use crate::bench::peak_memory_kib;
 use crate::config::{Config, Route, ROUTE_MAX_RECORDS_DEFAULT};
 use crate::demo::generate::{GeneratedPayee, RosterGenerator};
+use crate::domain::money::Fen;
 use crate::domain::payment::{PaymentBatch, PaymentInstruction};
-use crate::export::plan::{route_index, BatchPlanner, PlannedBatch};
+use crate::export::manifest::ManifestFile;
+use crate::export::plan::{file_name, route_index, BatchPlanner, PlannedBatch};
 use crate::export::seal::{seal_batch, SealStage, SEALS_IN_FLIGHT};
+use crate::export::verify::verify_file_bytes;
 use crate::formats::spec::find;
 use crate::formats::{load_builtin, Layout};
-use crate::sign::{generate_key_pair, KeyAlgorithm, SigningKey};
+use crate::sign::{generate_key_pair, KeyAlgorithm, SigningKey, VerifyingKey};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use compact_str::CompactString;
@@ -67,13 +73,17 @@ struct LayoutFigures {
     sha256: Duration,
     /// Sign, and verify the fresh signature, as export does.
     sign: Duration,
+    /// Export's final check of the file (`verify_directory`'s per-file work, from memory:
+    /// SHA-256 against the manifest, the signature, the file's own figures).
+    verify: Duration,
     wall: Option<Duration>,
 }
 
 impl LayoutFigures {
-    /// The format work export does per file, in CPU seconds: render, check, hash, sign.
+    /// The format work export does per file, in CPU seconds: render, check, hash, sign,
+    /// and the final check.
     fn format_seconds(&self) -> f64 {
-        (self.render + self.parse_back + self.sha256 + self.sign).as_secs_f64()
+        (self.render + self.parse_back + self.sha256 + self.sign + self.verify).as_secs_f64()
     }
 
     fn add(&mut self, other: &LayoutFigures) {
@@ -85,6 +95,7 @@ impl LayoutFigures {
         self.parse_back += other.parse_back;
         self.sha256 += other.sha256;
         self.sign += other.sign;
+        self.verify += other.verify;
     }
 }
 
@@ -305,6 +316,18 @@ fn bench_batch(
     };
     let sealed = seal_batch(layout, planned, &batch, key, None, &mut lap)
         .map_err(|error| anyhow::anyhow!("batch {}: {error}", planned.batch_id))?;
+    let entry = manifest_entry(layout, route, planned, key, &sealed.sha256);
+    let started = Instant::now();
+    let verifier = VerifyingKey::from_spki_der(key.public_key_spki_der())?;
+    verify_file_bytes(
+        &verifier,
+        &entry,
+        layouts,
+        &sealed.rendered.bytes,
+        &sealed.signature,
+    )
+    .map_err(|error| anyhow::anyhow!("batch {}: {error}", planned.batch_id))?;
+    figures.verify = started.elapsed();
     figures.files = 1;
     figures.rows = sealed.rendered.record_count;
     figures.bytes = sealed.rendered.bytes.len() as u64;
@@ -315,6 +338,33 @@ fn bench_batch(
         planned.batch_id
     );
     Ok((digest, figures))
+}
+
+/// The manifest entry export writes for a sealed file (as `engine::export`'s
+/// `manifest_entry`), for the final check.
+fn manifest_entry(
+    layout: &Layout,
+    route: &Route,
+    planned: &PlannedBatch,
+    key: &SigningKey,
+    sha256: &str,
+) -> ManifestFile {
+    let file = file_name(&planned.batch_id, layout.kind());
+    ManifestFile {
+        signature_file: format!("{file}.sig"),
+        file,
+        batch_id: planned.batch_id.clone(),
+        layout: layout.name().to_string(),
+        bank_prefix: route.bank_prefix.clone(),
+        payer_account: route.payer_account.clone(),
+        pay_date: "2026-11-25".to_string(),
+        sha256: sha256.to_string(),
+        record_count: u64::from(planned.record_count),
+        total: planned.total.to_yuan_string(),
+        total_fen: Fen::as_i64(planned.total),
+        signature_algorithm: key.algorithm().as_str().to_string(),
+        key_id: key.key_id(),
+    }
 }
 
 /// The batch export's pass 2 would read: the route's lines in the planned range.
@@ -372,12 +422,12 @@ impl Report {
         );
         let _ = writeln!(
             table,
-            "  stage columns: CPU seconds summed over {SEALS_IN_FLIGHT} sealing threads; cpu s = render + parse + sha256 + sign;\n  wall s: elapsed time of the pass; rows/s = rows / wall s; assemble (building batches in memory) is not export's work"
+            "  stage columns: CPU seconds summed over {SEALS_IN_FLIGHT} sealing threads; verify = export's final check of each file\n  (verify_directory's SHA-256, signature and figures); cpu s = render + parse + sha256 + sign + verify;\n  wall s: elapsed time of the pass; rows/s = rows / wall s; assemble (building batches in memory) is not export's work"
         );
         Report {
             households,
             table,
-            csv: String::from("households,section,layout,files,rows,mib,assemble_s,render_s,parse_back_s,sha256_s,sign_s,cpu_s,wall_s,rows_per_second\n"),
+            csv: String::from("households,section,layout,files,rows,mib,assemble_s,render_s,parse_back_s,sha256_s,sign_s,verify_s,cpu_s,wall_s,rows_per_second\n"),
             section: "",
         }
     }
@@ -386,7 +436,7 @@ impl Report {
         self.section = title;
         let _ = writeln!(
             self.table,
-            "\n  {title}\n  {:<24} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}",
+            "\n  {title}\n  {:<24} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11}",
             "layout",
             "files",
             "rows",
@@ -396,6 +446,7 @@ impl Report {
             "parse",
             "sha256",
             "sign",
+            "verify",
             "cpu s",
             "wall s",
             "rows/s"
@@ -413,7 +464,7 @@ impl Report {
         let mib = figures.bytes as f64 / (1024.0 * 1024.0);
         let _ = writeln!(
             self.table,
-            "  {label:<24} {:>5} {:>9} {mib:>7.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {cpu_seconds:>8.3} {wall_text:>8} {rate_text:>11}",
+            "  {label:<24} {:>5} {:>9} {mib:>7.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {cpu_seconds:>8.3} {wall_text:>8} {rate_text:>11}",
             figures.files,
             figures.rows,
             figures.assemble.as_secs_f64(),
@@ -421,10 +472,11 @@ impl Report {
             figures.parse_back.as_secs_f64(),
             figures.sha256.as_secs_f64(),
             figures.sign.as_secs_f64(),
+            figures.verify.as_secs_f64(),
         );
         let _ = writeln!(
             self.csv,
-            "{},\"{}\",{},{},{},{mib:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{cpu_seconds:.3},{wall_text},{rate_text}",
+            "{},\"{}\",{},{},{},{mib:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{cpu_seconds:.3},{wall_text},{rate_text}",
             self.households,
             self.section,
             label.trim(),
@@ -435,6 +487,7 @@ impl Report {
             figures.parse_back.as_secs_f64(),
             figures.sha256.as_secs_f64(),
             figures.sign.as_secs_f64(),
+            figures.verify.as_secs_f64(),
         );
     }
 
@@ -443,7 +496,7 @@ impl Report {
         let figures_csv = out.join("formats-bench.csv");
         let _ = writeln!(
             self.csv,
-            "{},peak_memory_mib,,,,{peak_mib},,,,,,,,",
+            "{},peak_memory_mib,,,,{peak_mib},,,,,,,,,",
             self.households
         );
         std::fs::write(&figures_csv, &self.csv)

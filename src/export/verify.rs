@@ -7,6 +7,10 @@
 //!
 //! Any one flipped byte in a file, a signature or the manifest is caught, and the error
 //! names the file.
+//!
+//! Files are checked `VERIFY_THREADS` at a time (hashing, verifying and parsing are CPU
+//! work, and export waits for this before it records anything); the error reported is
+//! still the first failing file in manifest order, whichever thread finished first.
 
 use crate::domain::money::Fen;
 use crate::export::manifest::{Manifest, ManifestFile};
@@ -14,7 +18,13 @@ use crate::formats::spec::LayoutKind;
 use crate::formats::{load_builtin, parse_payment_file};
 use crate::sign::{sha256_hex, VerifyingKey};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Files checked at once: one per core of the two-core machines export runs on, as
+/// `export::seal::SEALS_IN_FLIGHT`. Each holds one file and its signature in memory.
+pub const VERIFY_THREADS: usize = 2;
 
 /// The manifest's file name, and its detached signature's.
 pub const MANIFEST: &str = "manifest.json";
@@ -79,8 +89,10 @@ struct ManifestFileIn {
     key_id: String,
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, TamperError> {
-    std::fs::read(dir.join(name)).map_err(|error| tamper(name, format!("cannot read: {error}")))
+fn read(dir: &Path, name: &str) -> Result<Cow<'static, [u8]>, TamperError> {
+    std::fs::read(dir.join(name))
+        .map(Cow::Owned)
+        .map_err(|error| tamper(name, format!("cannot read: {error}")))
 }
 
 /// A plain file name inside the directory (no path, no hidden or temporary file).
@@ -106,11 +118,12 @@ pub fn verify_directory(dir: &Path, key: &VerifyingKey) -> Result<VerifiedExport
         .map_err(|error| tamper(MANIFEST, format!("not a manifest: {error}")))?;
     let manifest = canonical(manifest, &manifest_bytes)?;
     let layouts = load_builtin();
-    let mut files = Vec::with_capacity(manifest.files.len());
-    for entry in &manifest.files {
-        verify_file(dir, key, entry, &layouts)?;
-        files.push(entry.file.clone());
-    }
+    verify_files(dir, key, &manifest.files, &layouts)?;
+    let files = manifest
+        .files
+        .iter()
+        .map(|entry| entry.file.clone())
+        .collect();
     Ok(VerifiedExport {
         run_id: manifest.run_id,
         file_count: manifest.file_count,
@@ -160,11 +173,84 @@ fn canonical(read: ManifestIn, bytes: &[u8]) -> Result<Manifest, TamperError> {
     Ok(rebuilt)
 }
 
-fn verify_file(
+/// Checks every entry's file, `VERIFY_THREADS` at a time; the error is the first
+/// failing entry's in manifest order.
+///
+/// Why that is deterministic: entries are handed out in manifest order by one counter,
+/// and a thread stops taking entries only past the earliest failure seen, so every entry
+/// before the earliest failure is checked to the end; the lowest failing index is the
+/// one a single thread checking in order would have reported.
+fn verify_files(
     dir: &Path,
+    key: &VerifyingKey,
+    entries: &[ManifestFile],
+    layouts: &[crate::formats::Layout],
+) -> Result<(), TamperError> {
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let check = || -> Vec<(usize, TamperError)> {
+        let mut failures = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::SeqCst);
+            let Some(entry) = entries.get(index) else {
+                break;
+            };
+            if index > first_failure.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Err(error) = verify_file(key, entry, layouts, |name| read(dir, name)) {
+                first_failure.fetch_min(index, Ordering::SeqCst);
+                failures.push((index, error));
+            }
+        }
+        failures
+    };
+    let mut failures = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..VERIFY_THREADS.min(entries.len()))
+            .map(|_| scope.spawn(check))
+            .collect();
+        let mut failures = check();
+        for helper in helpers {
+            match helper.join() {
+                Ok(more) => failures.extend(more),
+                // A panic is a bug, not a verdict on the files: carry it on.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        failures
+    });
+    failures.sort_by_key(|(index, _)| *index);
+    match failures.into_iter().next() {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// One payment file checked as `verify_directory` checks it, from bytes already in
+/// memory (`bench --formats-only` times export's final check with this).
+pub fn verify_file_bytes(
     key: &VerifyingKey,
     entry: &ManifestFile,
     layouts: &[crate::formats::Layout],
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<(), TamperError> {
+    verify_file(key, entry, layouts, |name| {
+        if name == entry.file {
+            Ok(Cow::Borrowed(bytes))
+        } else {
+            Ok(Cow::Borrowed(signature))
+        }
+    })
+}
+
+/// One entry's file and signature, each read by `read` when its check is reached (so a
+/// missing signature is reported only for a file whose bytes match).
+fn verify_file<'b>(
+    key: &VerifyingKey,
+    entry: &ManifestFile,
+    layouts: &[crate::formats::Layout],
+    read: impl Fn(&str) -> Result<Cow<'b, [u8]>, TamperError>,
 ) -> Result<(), TamperError> {
     let name = entry.file.as_str();
     if !plain(name) || entry.signature_file != format!("{name}.sig") {
@@ -181,11 +267,11 @@ fn verify_file(
             format!("entry {name} names another key or algorithm"),
         ));
     }
-    let bytes = read(dir, name)?;
+    let bytes = read(name)?;
     if sha256_hex(&bytes) != entry.sha256 {
         return Err(tamper(name, "SHA-256 differs from the manifest"));
     }
-    let signature = read(dir, &entry.signature_file)?;
+    let signature = read(&entry.signature_file)?;
     key.verify(&bytes, &signature).map_err(|_| {
         tamper(
             &entry.signature_file,
@@ -222,14 +308,21 @@ fn figures(
     Ok((parsed.record_count, parsed.total))
 }
 
-/// The group header's `NbOfTxs` and `CtrlSum` of a pain.001 file (the first of each).
+/// The group header's `NbOfTxs` and `CtrlSum` of a pain.001 file (the first of each), in
+/// a file that is UTF-8 throughout. The UTF-8 check is `encoding_rs`'s SIMD validator
+/// over the bytes, not `str::from_utf8`: validating was nearly all this function's time
+/// (0.7 ms against 1.5 ms on a 26 MiB file), and it accepts and refuses the same bytes.
 fn pain001_figures(bytes: &[u8]) -> Option<(u64, Fen)> {
-    let text = std::str::from_utf8(bytes).ok()?;
+    if encoding_rs::Encoding::utf8_valid_up_to(bytes) != bytes.len() {
+        return None;
+    }
     let element = |tag: &str| -> Option<&str> {
         let open = format!("<{tag}>");
-        let start = text.find(&open)? + open.len();
-        let end = start + text[start..].find('<')?;
-        Some(&text[start..end])
+        let start = memchr::memmem::find(bytes, open.as_bytes())? + open.len();
+        let rest = bytes.get(start..)?;
+        let end = memchr::memchr(b'<', rest)?;
+        // Between an ASCII `>` and `<` of a UTF-8 file: always text.
+        std::str::from_utf8(rest.get(..end)?).ok()
     };
     let count = element("NbOfTxs")?.parse().ok()?;
     let total = Fen::parse_yuan(element("CtrlSum")?).ok()?;

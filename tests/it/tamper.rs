@@ -64,6 +64,24 @@ fn a_flipped_byte_in_a_file_its_signature_or_the_manifest_is_caught_and_named() 
     }
     let error = verify_directory(missing.path(), &bank).unwrap_err();
     assert_eq!(error.file, verified.files[0], "a missing file is named");
+    // Files are checked two at a time; with several bad files the one named is still
+    // the first bad one in manifest order, every time (a later, smaller file may fail
+    // first on the other thread).
+    for first_bad in 0..verified.files.len() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, mut bytes) in files.clone() {
+            let bad = verified.files[first_bad..].contains(&file);
+            if bad {
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x01;
+            }
+            std::fs::write(dir.path().join(&file), bytes).unwrap();
+        }
+        for _ in 0..3 {
+            let error = verify_directory(dir.path(), &bank).unwrap_err();
+            assert_eq!(error.file, verified.files[first_bad], "{error}");
+        }
+    }
     let approver = key(&scenario.db.path("li.pem.pub.pem"));
     let error = verify_directory(&out, &approver).unwrap_err();
     assert_eq!(error.file, "manifest.json", "another key: {error}");
