@@ -26,6 +26,7 @@
 //! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
 //! | `export.write_error` | not an abort: the staged write of a file fails with ENOSPC ("no space left on device") after half its bytes (`@N`: the N-th staged file; FAILURES #24) |
 //! | `ingest.before_commit` | `returns ingest`: results, exceptions, holds and audit written, before commit |
+//! | `seal.bad_signature` | not an abort: one byte of a fresh file signature is flipped before it is checked, as a signing fault would (`@N`: the N-th signature) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -45,6 +46,7 @@ pub const POINTS: &[&str] = &[
     "export.before_commit",
     "export.write_error",
     "ingest.before_commit",
+    "seal.bad_signature",
 ];
 
 /// The armed point and the hit on which it fires.
@@ -102,6 +104,16 @@ pub fn io_error(name: &str) -> std::io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Flips the last byte of `bytes` if `name` is armed for this hit (the armed hit of
+/// `seal.bad_signature`: what a faulty signer would hand back).
+pub fn corrupt(name: &str, bytes: &mut [u8]) {
+    if fires(name) {
+        if let Some(last) = bytes.last_mut() {
+            *last ^= 0x01;
+        }
+    }
 }
 
 #[cfg(test)]

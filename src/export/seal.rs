@@ -166,7 +166,8 @@ pub fn sign_verified(
             return Ok(existing.to_vec());
         }
     }
-    let signature = key.sign(bytes)?;
+    let mut signature = key.sign(bytes)?;
+    crate::failpoint::corrupt("seal.bad_signature", &mut signature);
     verifier
         .verify(bytes, &signature)
         .context("a fresh signature does not verify with its own key")?;

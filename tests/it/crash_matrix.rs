@@ -317,7 +317,11 @@ fn every_fail_point_then_resume_equals_a_clean_run_on_sqlite() {
     }
     let exercised: std::collections::BTreeSet<&str> = points.iter().map(|p| bare(p)).collect();
     for point in disburse::failpoint::POINTS {
-        let elsewhere = ["export.write_error", "ingest.before_commit"];
+        let elsewhere = [
+            "export.write_error",
+            "ingest.before_commit",
+            "seal.bad_signature",
+        ];
         assert!(
             exercised.contains(point) || elsewhere.contains(point),
             "fail point {point} is in no crash test"
@@ -336,6 +340,37 @@ fn representative_fail_points_then_resume_equal_a_clean_run_on_postgres() {
     ] {
         crash_and_resume(TestDb::postgres(), point);
     }
+}
+
+/// A signature that does not verify over its file (a signing fault, injected on the
+/// second file's signature) stops the export before anything is staged: nothing shows,
+/// nothing is recorded, the run stays Approved, and the resume gives the clean run's
+/// bytes. The check in `seal::sign_verified` is what a bank would otherwise meet.
+#[test]
+fn a_bad_fresh_signature_stops_the_export_and_a_resume_gives_identical_bytes() {
+    let clean = clean();
+    let scenario = Scenario::new(TestDb::sqlite());
+    for step in [Step::Import, Step::Create, Step::Approve] {
+        assert_exit(&scenario.step(step, None), 0);
+    }
+    let failed = scenario.step(Step::Export, Some("seal.bad_signature@2"));
+    assert_exit(&failed, 2);
+    assert!(
+        stderr(&failed).contains("does not verify"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(
+        files_in(&scenario.out()).is_empty(),
+        "nothing shows, no .tmp stays: {:?}",
+        files_in(&scenario.out()).keys()
+    );
+    assert_eq!(scenario.db.count("payment"), 0);
+    assert_eq!(scenario.db.count("batch"), 0);
+    let show = scenario.db.run(&["--json", "run", "show", RUN_ID]);
+    assert!(stdout(&show).contains("\"approved\""));
+    assert_exit(&scenario.step(Step::Export, None), 0);
+    assert_eq!(scenario.end_state(), *clean);
 }
 
 /// FAILURES #24: a full disk while staging a file (not an abort: an IO error) stops the
