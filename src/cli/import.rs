@@ -395,7 +395,9 @@ async fn write_rows<T>(
         }
     }
     writer.flush(transaction, summary).await?;
-    transaction.refresh_statistics(kind.table).await?;
+    transaction
+        .refresh_statistics(kind.table.table, summary.inserted)
+        .await?;
     let conflicts = writer.conflicts;
     if !conflicts.is_empty() {
         let report = ScanReport {

@@ -101,6 +101,10 @@ pub async fn create_run(
         .inputs
         .update(format!("{:?}", config.policy).as_bytes());
     computer.compute_all(&mut transaction, &run_id).await?;
+    let line_count = u64::try_from(computer.line_no).expect("line numbers are positive");
+    transaction
+        .refresh_statistics("run_line", line_count)
+        .await?;
     let input_sha256 = hex::encode(computer.inputs.finish());
     let (digest, totals) = computer.digest.finish(&input_sha256);
     let (stored_count, stored_total) = transaction.stored_pay_totals(&run_id).await?;

@@ -134,6 +134,10 @@ pub async fn export_run(
         kept.keep(&mut transaction, index, &exported, request)
             .await?;
     }
+    if !reexport {
+        let payments = u64::try_from(run.pay_count).expect("a count is not negative");
+        transaction.refresh_statistics("payment", payments).await?;
+    }
     let KeptBatches {
         staged,
         manifest_files,

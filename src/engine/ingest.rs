@@ -107,6 +107,11 @@ pub async fn ingest_file(
     applier
         .write(&mut transaction, &parsed, file_id, actor.now_text)
         .await?;
+    let results = parsed.results.len() as u64;
+    transaction
+        .refresh_statistics("payment_result", results)
+        .await?;
+    transaction.refresh_statistics("payment", results).await?;
     let detail = format!(
         "file={file_name} format={} results={} applied={} exceptions={} holds={}",
         parsed.format, summary.results, summary.applied, summary.exceptions, summary.holds

@@ -39,6 +39,31 @@ impl StoreTx {
         }
     }
 
+    /// After a bulk write of `rows_written` rows into `table`, inside the writing
+    /// transaction: PostgreSQL's planner statistics of the table are refreshed
+    /// (`ANALYZE`) once the write reaches `ANALYZE_AFTER_ROWS`. Autovacuum analyzes a
+    /// table only some time after a bulk load; until then the planner costs a
+    /// 2M-row table as a few hundred rows. Measured on PostgreSQL 15 (`EXPLAIN
+    /// ANALYZE`): export's page of pay lines sorted every remaining line of the run on
+    /// disk per page (290 ms a page at 1.5M of 2M; export took 198 s of a 2M month),
+    /// and the run's chunk query sorted the whole roster per chunk (124 ms instead of
+    /// 4). SQLite's planner keeps no such statistics unless asked: nothing to do there.
+    pub async fn refresh_statistics(
+        &mut self,
+        table: &'static str,
+        rows_written: u64,
+    ) -> StoreResult<()> {
+        if rows_written < ANALYZE_AFTER_ROWS {
+            return Ok(());
+        }
+        if let StoreTx::Postgres(transaction) = self {
+            sqlx::query(&format!("ANALYZE {table}"))
+                .execute(&mut **transaction)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Inserts `rows` (each in `columns` order) into `table`.
     pub(crate) async fn insert_values(
         &mut self,
@@ -70,6 +95,11 @@ impl StoreTx {
         }
     }
 }
+
+/// Rows a bulk write must reach before the table's statistics are refreshed
+/// (`StoreTx::refresh_statistics`): a smaller write cannot mislead the planner much,
+/// and `ANALYZE` samples up to 30,000 rows whatever the write.
+pub const ANALYZE_AFTER_ROWS: u64 = 10_000;
 
 /// Bytes sent to PostgreSQL per `COPY` message.
 const COPY_CHUNK_BYTES: usize = 1 << 20;

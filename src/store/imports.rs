@@ -98,21 +98,6 @@ impl StoreTx {
         self.upsert_rows_staged(table, import_id, rows).await
     }
 
-    /// After a whole file is written: PostgreSQL's statistics of `table` are refreshed
-    /// in the import's transaction. Autovacuum analyzes a table only some time after a
-    /// bulk load; until then the planner costs a 200,000-row roster as a few hundred
-    /// rows, and the run's chunk query (`household_chunk`) sorted the whole roster on
-    /// disk per chunk: 124 ms a chunk instead of 4 (`EXPLAIN ANALYZE`, issue #7).
-    /// SQLite's planner keeps no such statistics unless asked: nothing to do there.
-    pub async fn refresh_statistics(&mut self, table: &TableDef) -> StoreResult<()> {
-        if let StoreTx::Postgres(transaction) = self {
-            sqlx::query(&format!("ANALYZE {}", table.table))
-                .execute(&mut **transaction)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// PostgreSQL: the batch is COPYed into a temporary table shaped like the target;
     /// rows whose key is stored with another hash are the conflicts, and the rest go in
     /// with `ON CONFLICT DO NOTHING` (the stored identical rows are the unchanged ones).

@@ -19,6 +19,7 @@ mod runs;
 mod service;
 pub mod values;
 
+pub use bulk::ANALYZE_AFTER_ROWS;
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, UpsertOutcome};
 pub use results::{

@@ -607,3 +607,57 @@ fn no_second_payment_across_scopes_or_out_of_order_months() {
         );
     }
 }
+
+/// The tables PostgreSQL holds planner statistics for (`pg_stats` is written by
+/// `ANALYZE` in its transaction: no waiting on the statistics collector).
+fn analyzed_tables(db: &TestDb) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        sqlx::query_scalar(
+            "SELECT DISTINCT tablename::text FROM pg_stats WHERE schemaname = 'public' \
+             AND tablename IN ('household_version', 'run_line') ORDER BY 1",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .expect("pg_stats")
+    })
+}
+
+/// Issue #7: on PostgreSQL a bulk import and a run refresh their tables' planner
+/// statistics in their own transactions (a 2M month planned on a roster and run lines
+/// the planner took for a few hundred rows sorted whole tables per page); a write below
+/// `ANALYZE_AFTER_ROWS` leaves that to autovacuum.
+#[test]
+fn big_writes_refresh_postgres_statistics_and_small_ones_leave_them() {
+    let db = TestDb::postgres();
+    let mut small = Vec::new();
+    disburse::demo::generate::RosterGenerator::new(11)
+        .write_roster(&mut small, 20, "2026-01")
+        .unwrap();
+    import(
+        &db,
+        "roster",
+        "small.csv",
+        std::str::from_utf8(&small).unwrap(),
+    );
+    create(&db, "2026-10");
+    assert!(
+        analyzed_tables(&db).is_empty(),
+        "{:?}",
+        analyzed_tables(&db)
+    );
+    let households = disburse::store::ANALYZE_AFTER_ROWS + 5;
+    let mut big = Vec::new();
+    disburse::demo::generate::RosterGenerator::new(12)
+        .stream_roster(&mut big, households, "2026-02")
+        .unwrap();
+    import(&db, "roster", "big.csv", std::str::from_utf8(&big).unwrap());
+    assert_eq!(analyzed_tables(&db), ["household_version"]);
+    create(&db, "2026-11");
+    assert_eq!(analyzed_tables(&db), ["household_version", "run_line"]);
+}
