@@ -14,16 +14,31 @@ use futures_util::StreamExt as _;
 use std::borrow::Cow;
 
 /// `sql` as a `COPY … TO STDOUT` statement with `values` written in for `$1..$n`.
+///
+/// One pass over the query text, so a value is never searched again: a text value that
+/// itself holds `$1` stays inside its literal (replacing placeholder by placeholder would
+/// have substituted into it).
 pub(crate) fn copy_statement(sql: &str, values: &[SqlValue]) -> String {
-    let mut query = sql.to_string();
-    // Highest number first, so `$1` is not found inside `$10`.
-    for (index, value) in values.iter().enumerate().rev() {
-        let placeholder = format!("${}", index + 1);
+    let mut query = String::with_capacity(sql.len() + 32 * values.len());
+    let mut used = vec![false; values.len()];
+    let mut rest = sql;
+    while let Some(dollar) = rest.find('$') {
+        query.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let number: usize = after[..digits].parse().unwrap_or(0);
         assert!(
-            query.contains(&placeholder),
-            "{placeholder} is not in the query"
+            (1..=values.len()).contains(&number),
+            "a placeholder ${} without a value in {sql}",
+            &after[..digits]
         );
-        query = query.replace(&placeholder, &literal(value));
+        query.push_str(&literal(&values[number - 1]));
+        used[number - 1] = true;
+        rest = &after[digits..];
+    }
+    query.push_str(rest);
+    if let Some(unused) = used.iter().position(|used| !used) {
+        panic!("${} is not in the query {sql}", unused + 1);
     }
     format!("COPY ({query}) TO STDOUT WITH (FORMAT text, HEADER true)")
 }
@@ -333,6 +348,18 @@ mod tests {
         assert_eq!(
             statement,
             "COPY (SELECT * FROM t WHERE a = E'x'' OR ''1''=''1 \\\\'' --' AND b > -7 AND c = E'十' AND d IN (NULL, 4, 5, 6, 7, 8) LIMIT 3) TO STDOUT WITH (FORMAT text, HEADER true)"
+        );
+    }
+
+    #[test]
+    fn a_value_holding_a_placeholder_is_not_substituted_into() {
+        let statement = copy_statement(
+            "SELECT 1 WHERE a = $2 AND b = $1",
+            &[SqlValue::Int(7), SqlValue::Text("$1$2".into())],
+        );
+        assert_eq!(
+            statement,
+            "COPY (SELECT 1 WHERE a = E'$1$2' AND b = 7) TO STDOUT WITH (FORMAT text, HEADER true)"
         );
     }
 
