@@ -4,7 +4,8 @@
 //!
 //! **Invariants:** a write runs inside the caller's transaction; values bind by
 //! placeholder number; PostgreSQL inserts go through `COPY … FROM STDIN` and bulk reads
-//! through `COPY … TO STDOUT` (`copy_out`), whose text format escapes every separator.
+//! outside a transaction through `COPY … TO STDOUT` (`copy_out`), whose text format
+//! escapes every separator.
 
 use crate::store::copy_out::{copy_out_mapped, copy_statement};
 use crate::store::raw_sqlite::{with_raw, Prepared};
@@ -12,6 +13,25 @@ use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
 use crate::store::{Store, StoreResult, StoreTx};
 use rusqlite::ToSql;
+use sqlx::Database;
+
+fn bind_value<'q, Db: Database>(
+    query: sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>,
+    value: &SqlValue,
+) -> sqlx::query::Query<'q, Db, <Db as Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    match value {
+        SqlValue::Int(number) => query.bind(*number),
+        SqlValue::Text(text) => query.bind(text.clone()),
+        SqlValue::NullInt => query.bind(None::<i64>),
+        SqlValue::NullText => query.bind(None::<String>),
+    }
+}
 
 fn as_params(values: &[SqlValue]) -> Vec<&dyn ToSql> {
     values.iter().map(|value| value as &dyn ToSql).collect()
@@ -32,9 +52,13 @@ impl StoreTx {
                 })
                 .await
             }
+            // Not by COPY inside a transaction: should the COPY fail before its first
+            // row, sqlx 0.8 leaves the connection a reply behind, and a transaction's
+            // connection cannot be thrown away from here (see `copy_out`).
             StoreTx::Postgres(transaction) => {
-                let statement = copy_statement(sql, values);
-                copy_out_mapped(transaction, &statement, map).await
+                let query = values.iter().fold(sqlx::query(sql), bind_value);
+                let rows = query.fetch_all(&mut **transaction).await?;
+                rows.iter().map(|row| map(row)).collect()
             }
         }
     }
@@ -174,7 +198,13 @@ impl Store {
             Store::Postgres(pool) => {
                 let mut connection = pool.acquire().await?;
                 let statement = copy_statement(sql, values);
-                copy_out_mapped(&mut connection, &statement, map).await
+                let mapped = copy_out_mapped(&mut connection, &statement, map).await;
+                if mapped.is_err() {
+                    // The connection may be out of step with the server (see
+                    // `copy_out`): it is closed, never handed back to the pool.
+                    connection.close_on_drop();
+                }
+                mapped
             }
         }
     }

@@ -2,6 +2,12 @@
 //! server streams rows in its text format, parsed here into `CopyRow`s that the same
 //! row mappers read as they read a `PgRow`, without sqlx's per-value decoding.
 //!
+//! Only reads on a connection of their own use this (`Store::fetch_mapped`), and a
+//! failed one closes that connection: sqlx 0.8's `copy_out_raw` does not read the
+//! server's ReadyForQuery after an error that comes before the first row, which leaves
+//! the connection a reply behind the server. Reads inside a transaction stay on sqlx's
+//! extended protocol, since a transaction's connection cannot be discarded on its own.
+//!
 //! `COPY` takes no bound parameters, so the query's `$N` are replaced by literals:
 //! integers as digits, text as an `E'…'` string with `\` and `'` escaped, which means
 //! the same whatever `standard_conforming_strings` is. The output carries a header line
@@ -46,7 +52,10 @@ pub(crate) fn copy_statement(sql: &str, values: &[SqlValue]) -> String {
 /// A value as an SQL literal.
 fn literal(value: &SqlValue) -> String {
     match value {
-        SqlValue::Int(number) => number.to_string(),
+        // In parentheses when negative, so `a-$1` cannot become the comment `a--5`;
+        // cast, so arithmetic stays 64-bit as a bound value's would.
+        SqlValue::Int(number) if *number < 0 => format!("({number}::BIGINT)"),
+        SqlValue::Int(number) => format!("{number}::BIGINT"),
         SqlValue::NullInt | SqlValue::NullText => "NULL".to_string(),
         SqlValue::Text(text) => {
             let mut quoted = String::with_capacity(text.len() + 4);
@@ -77,19 +86,28 @@ pub(crate) async fn copy_out_mapped<T>(
     let mut mapped = Vec::new();
     // The stream must be read to its end, or the connection is left mid-COPY: a row
     // the mapper refuses is kept as the error and the rest is drained.
-    let mut refused = None;
+    // The same for output that does not parse: the first error is kept.
+    let mut refused: Option<crate::store::StoreError> = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        rows.push_bytes(&chunk, &mut |row| {
+        if refused.is_some() {
+            continue;
+        }
+        let parsed = rows.push_bytes(&chunk, &mut |row| {
             if refused.is_none() {
                 match map(row) {
                     Ok(value) => mapped.push(value),
                     Err(error) => refused = Some(error),
                 }
             }
-        })?;
+        });
+        if let Err(error) = parsed {
+            refused.get_or_insert(error.into());
+        }
     }
-    rows.finish()?;
+    if refused.is_none() {
+        rows.finish()?;
+    }
     match refused {
         Some(error) => Err(error),
         None => Ok(mapped),
@@ -347,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             statement,
-            "COPY (SELECT * FROM t WHERE a = E'x'' OR ''1''=''1 \\\\'' --' AND b > -7 AND c = E'十' AND d IN (NULL, 4, 5, 6, 7, 8) LIMIT 3) TO STDOUT WITH (FORMAT text, HEADER true)"
+            "COPY (SELECT * FROM t WHERE a = E'x'' OR ''1''=''1 \\\\'' --' AND b > (-7::BIGINT) AND c = E'十' AND d IN (NULL, 4::BIGINT, 5::BIGINT, 6::BIGINT, 7::BIGINT, 8::BIGINT) LIMIT 3::BIGINT) TO STDOUT WITH (FORMAT text, HEADER true)"
         );
     }
 
@@ -359,7 +377,7 @@ mod tests {
         );
         assert_eq!(
             statement,
-            "COPY (SELECT 1 WHERE a = E'$1$2' AND b = 7) TO STDOUT WITH (FORMAT text, HEADER true)"
+            "COPY (SELECT 1 WHERE a = E'$1$2' AND b = 7::BIGINT) TO STDOUT WITH (FORMAT text, HEADER true)"
         );
     }
 
@@ -397,6 +415,64 @@ mod tests {
                 .and_then(|()| rows.finish());
             assert!(result.is_err(), "{bad:?}");
         }
+    }
+
+    /// A COPY the server refuses before its first row (here: no such table) closes its
+    /// connection instead of returning it a reply behind: every later read on the pool
+    /// still gets its own answer. Runs on the real server (127.0.0.1:5432, or
+    /// `DISBURSE_TEST_PG`) in a database of its own.
+    #[test]
+    fn a_copy_refused_before_its_first_row_leaves_the_pool_in_step() {
+        use crate::store::Store;
+        use sqlx::Connection as _;
+        let admin = std::env::var("DISBURSE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("disburse_copy_out_{}", std::process::id());
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            let store = Store::connect(&url).await.unwrap();
+            for round in 0..12 {
+                let refused = store
+                    .fetch_mapped(
+                        "SELECT a FROM no_such_table WHERE a = $1",
+                        &[SqlValue::Int(round)],
+                        |row| Ok(row.int("a")?),
+                    )
+                    .await;
+                assert!(refused.is_err(), "round {round}");
+                let answered = store
+                    .fetch_mapped(
+                        "SELECT CAST($1 AS BIGINT) AS n, 'x' AS t",
+                        &[SqlValue::Int(round)],
+                        |row| Ok((row.int("n")?, row.text("t")?)),
+                    )
+                    .await
+                    .unwrap_or_else(|error| panic!("round {round}: {error}"));
+                assert_eq!(answered, [(round, "x".to_string())]);
+                assert_eq!(store.table_row_count("run").await.unwrap(), 0);
+            }
+            store.close().await;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        });
     }
 
     proptest! {
