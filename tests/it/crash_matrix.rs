@@ -342,35 +342,42 @@ fn representative_fail_points_then_resume_equal_a_clean_run_on_postgres() {
     }
 }
 
-/// A signature that does not verify over its file (a signing fault, injected on the
-/// second file's signature) stops the export before anything is staged: nothing shows,
-/// nothing is recorded, the run stays Approved, and the resume gives the clean run's
-/// bytes. The check in `seal::sign_verified` is what a bank would otherwise meet.
-#[test]
-fn a_bad_fresh_signature_stops_the_export_and_a_resume_gives_identical_bytes() {
-    let clean = clean();
-    let scenario = Scenario::new(TestDb::sqlite());
+/// An export that fails at `point` (an injected error, not an abort) exits 2 with
+/// `message` on stderr, leaves nothing in the directory (no file, no `.tmp`), records
+/// no batch or payment and leaves the run Approved; exporting again gives the clean
+/// run's bytes.
+fn failed_export_leaves_nothing_then_resumes(db: TestDb, point: &str, message: &str) {
+    let backend = db.backend;
+    let scenario = Scenario::new(db);
     for step in [Step::Import, Step::Create, Step::Approve] {
         assert_exit(&scenario.step(step, None), 0);
     }
-    let failed = scenario.step(Step::Export, Some("seal.bad_signature@2"));
+    let failed = scenario.step(Step::Export, Some(point));
     assert_exit(&failed, 2);
-    assert!(
-        stderr(&failed).contains("does not verify"),
-        "{}",
-        stderr(&failed)
-    );
+    assert!(stderr(&failed).contains(message), "{}", stderr(&failed));
     assert!(
         files_in(&scenario.out()).is_empty(),
-        "nothing shows, no .tmp stays: {:?}",
+        "{backend}: nothing shows, no .tmp stays: {:?}",
         files_in(&scenario.out()).keys()
     );
-    assert_eq!(scenario.db.count("payment"), 0);
-    assert_eq!(scenario.db.count("batch"), 0);
+    assert_eq!(scenario.db.count("payment"), 0, "{backend}");
+    assert_eq!(scenario.db.count("batch"), 0, "{backend}");
     let show = scenario.db.run(&["--json", "run", "show", RUN_ID]);
-    assert!(stdout(&show).contains("\"approved\""));
+    assert!(stdout(&show).contains("\"approved\""), "{backend}");
     assert_exit(&scenario.step(Step::Export, None), 0);
-    assert_eq!(scenario.end_state(), *clean);
+    assert_eq!(scenario.end_state(), *clean(), "{backend}");
+}
+
+/// A signature that does not verify over its file (a signing fault, injected on the
+/// second file's signature) stops the export before anything shows or is recorded. The
+/// check in `seal::sign_verified` is what a bank would otherwise meet.
+#[test]
+fn a_bad_fresh_signature_stops_the_export_and_a_resume_gives_identical_bytes() {
+    failed_export_leaves_nothing_then_resumes(
+        TestDb::sqlite(),
+        "seal.bad_signature@2",
+        "does not verify",
+    );
 }
 
 /// FAILURES #24: a full disk while staging a file (not an abort: an IO error) stops the
@@ -378,31 +385,8 @@ fn a_bad_fresh_signature_stops_the_export_and_a_resume_gives_identical_bytes() {
 /// clean run's bytes.
 #[test]
 fn a_write_error_while_staging_records_nothing_and_a_resume_gives_identical_bytes() {
-    let clean = clean();
     for (db, on_hit) in [(TestDb::sqlite(), 1), (TestDb::postgres(), 4)] {
-        let backend = db.backend;
-        let scenario = Scenario::new(db);
-        for step in [Step::Import, Step::Create, Step::Approve] {
-            assert_exit(&scenario.step(step, None), 0);
-        }
         let point = format!("export.write_error@{on_hit}");
-        let failed = scenario.step(Step::Export, Some(&point));
-        assert_exit(&failed, 2);
-        assert!(
-            stderr(&failed).contains("no space left on device"),
-            "{}",
-            stderr(&failed)
-        );
-        assert!(
-            files_in(&scenario.out()).is_empty(),
-            "{backend}: nothing shows, no .tmp stays: {:?}",
-            files_in(&scenario.out()).keys()
-        );
-        assert_eq!(scenario.db.count("payment"), 0, "{backend}");
-        let show = scenario.db.run(&["--json", "run", "show", RUN_ID]);
-        assert!(stdout(&show).contains("\"approved\""), "{backend}");
-        assert_exit(&scenario.step(Step::Export, None), 0);
-        let state = scenario.end_state();
-        assert_eq!(state, *clean, "{backend}");
+        failed_export_leaves_nothing_then_resumes(db, &point, "no space left on device");
     }
 }
