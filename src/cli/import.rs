@@ -2,13 +2,16 @@
 //! batches inside one transaction), so a refused file changes nothing and a good one
 //! lands whole, without holding the file in memory.
 
+use crate::cli::key_repeats::{KeyRepeats, Repeat, RepeatCheckError};
 use crate::cli::{Context, Refusal};
 use crate::domain::household::{Decision, DecisionKind};
 use crate::domain::month::Month;
 use crate::imports::decode::InputEncoding;
 use crate::imports::records::*;
 use crate::imports::table::{ColumnSpec, Row, RowError};
-use crate::imports::{scan, ParsedRow, ParsedRows, RowOutcome, ScanReport};
+use crate::imports::{
+    scan, ParsedRow, ParsedRows, RowOutcome, ScanReport, ROW_ERRORS_REPORTED_MAX,
+};
 use crate::store::values::*;
 use crate::store::{row_key, StoreTx, IMPORT_BATCH_ROWS};
 use anyhow::Context as _;
@@ -27,6 +30,8 @@ pub struct ImportKind<T> {
     /// The row's key as `row_key` spells it, without building every value (pass 1
     /// needs only the key).
     pub key: fn(&T) -> String,
+    /// The key as an error may show it: personal numbers in it masked (P13).
+    pub key_shown: fn(&T) -> String,
     /// Decisions need checks against the store (household exists, P11).
     pub as_decision: fn(&T) -> Option<&Decision>,
 }
@@ -46,6 +51,7 @@ pub const ROSTER: ImportKind<crate::domain::household::Household> = ImportKind {
     table: &HOUSEHOLD_TABLE,
     values: household_values,
     key: household_key,
+    key_shown: household_key,
     as_decision: not_a_decision,
 };
 pub const DECISIONS: ImportKind<Decision> = ImportKind {
@@ -55,6 +61,7 @@ pub const DECISIONS: ImportKind<Decision> = ImportKind {
     table: &DECISION_TABLE,
     values: decision_values,
     key: decision_key,
+    key_shown: decision_key,
     as_decision: decision_itself,
 };
 pub const STAFF_RELATIVES: ImportKind<crate::domain::household::StaffRelative> = ImportKind {
@@ -64,6 +71,7 @@ pub const STAFF_RELATIVES: ImportKind<crate::domain::household::StaffRelative> =
     table: &STAFF_RELATIVE_TABLE,
     values: staff_relative_values,
     key: staff_relative_key,
+    key_shown: staff_relative_key_shown,
     as_decision: not_a_decision,
 };
 pub const TREASURY: ImportKind<crate::domain::household::TreasuryVoucher> = ImportKind {
@@ -73,6 +81,7 @@ pub const TREASURY: ImportKind<crate::domain::household::TreasuryVoucher> = Impo
     table: &TREASURY_TABLE,
     values: treasury_values,
     key: treasury_key,
+    key_shown: treasury_key,
     as_decision: not_a_decision,
 };
 
@@ -205,90 +214,91 @@ fn validate<T>(
     path: &Path,
     encoding: InputEncoding,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
-    let mut seen_keys = SeenKeys::default();
+    validate_with(kind, path, encoding, KeyRepeats::default())
+}
+
+/// `validate` with a given repeat check (tests make one that spills early).
+fn validate_with<T>(
+    kind: &ImportKind<T>,
+    path: &Path,
+    encoding: InputEncoding,
+    mut key_repeats: KeyRepeats,
+) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
     let mut decisions = Vec::new();
-    let report = scan(
+    // Once the check fails it stops; the failure is reported after the scan.
+    let mut check_failure: Option<RepeatCheckError> = None;
+    let mut report = scan(
         open(path)?,
         encoding,
         kind.columns,
         kind.parse_row,
         |line, record| {
-            let key = (kind.key)(&record);
             if let Some(decision) = (kind.as_decision)(&record) {
                 decisions.push((line, decision.clone()));
             }
-            match seen_keys.first_line(&key, line) {
-                Some(first) => Err(RowError {
-                    line,
-                    column: kind.table.key_columns.join("+"),
-                    value: format!("{key:?}"),
-                    reason: format!("appears again (first on line {first})"),
-                }),
-                None => Ok(()),
+            if check_failure.is_some() {
+                return Ok(());
+            }
+            let key = (kind.key)(&record);
+            match key_repeats.see(&key, line, || (kind.key_shown)(&record)) {
+                Ok(None) => Ok(()),
+                Ok(Some(repeat)) => Err(repeat_error(kind, &repeat)),
+                Err(RepeatCheckError::TooManyRows) => {
+                    check_failure = Some(RepeatCheckError::TooManyRows);
+                    Err(RowError::file_level(
+                        line,
+                        RepeatCheckError::TooManyRows.to_string(),
+                    ))
+                }
+                Err(failure) => {
+                    check_failure = Some(failure);
+                    Ok(())
+                }
             }
         },
+    );
+    if let Some(RepeatCheckError::TemporaryFile(error)) = check_failure {
+        return Err(anyhow::Error::new(error)
+            .context(format!("cannot check {} for repeated keys", path.display())));
+    }
+    let (late_repeats, not_kept) = key_repeats
+        .finish(ROW_ERRORS_REPORTED_MAX)
+        .with_context(|| format!("cannot check {} for repeated keys", path.display()))?;
+    merge_late_errors(
+        &mut report,
+        late_repeats.iter().map(|repeat| repeat_error(kind, repeat)),
+        not_kept,
     );
     Ok((report, decisions))
 }
 
-/// The keys pass 1 has seen, each as a 128-bit keyed hash with the line it was first
-/// on: 24 bytes a row where the key's text took about 120 (issue #7: a 2M-row roster's
-/// check held ~300 MiB; a whole file's keys are the one thing pass 1 must remember).
-/// The two SipHash keys are random per process, so no file can be crafted to collide;
-/// by chance two of n keys collide with probability about n²/2¹²⁹, and a collision
-/// could only refuse a good file, never let a duplicate through.
-#[derive(Default)]
-struct SeenKeys {
-    first_lines: HashMap<KeyDigest, u64, std::hash::BuildHasherDefault<DigestWordHasher>>,
-    high: std::collections::hash_map::RandomState,
-    low: std::collections::hash_map::RandomState,
-}
-
-impl SeenKeys {
-    /// Records `key` on `line`; the line it was first seen on, if it was.
-    fn first_line(&mut self, key: &str, line: u64) -> Option<u64> {
-        use std::hash::BuildHasher as _;
-        let digest = KeyDigest([self.high.hash_one(key), self.low.hash_one(key)]);
-        match self.first_lines.entry(digest) {
-            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(line);
-                None
-            }
-        }
+fn repeat_error<T>(kind: &ImportKind<T>, repeat: &Repeat) -> RowError {
+    RowError {
+        line: repeat.line,
+        column: kind.table.key_columns.join("+"),
+        value: format!("{:?}", repeat.key_shown),
+        reason: format!("appears again (first on line {})", repeat.first_line),
     }
 }
 
-/// A key's 128-bit keyed hash.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct KeyDigest([u64; 2]);
-
-impl std::hash::Hash for KeyDigest {
-    /// The digest is already a keyed hash: the table takes one of its words as is.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0[0]);
+/// Adds errors found after the scan (a spilled repeat check's) so that the report reads
+/// as if they had been found in line order: the earliest shown, the rest counted.
+fn merge_late_errors(
+    report: &mut ScanReport,
+    late: impl Iterator<Item = RowError>,
+    late_not_kept: u64,
+) {
+    let mut errors = std::mem::take(&mut report.errors);
+    errors.extend(late);
+    if errors.is_empty() {
+        return;
     }
-}
-
-/// Passes a `KeyDigest`'s word through (hashing it again would only cost time).
-#[derive(Default)]
-struct DigestWordHasher(u64);
-
-impl std::hash::Hasher for DigestWordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; any other input is still folded in, never dropped.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = word;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    // Stable: errors of one line keep the order they were found in.
+    errors.sort_by_key(|error| error.line);
+    let not_shown = errors.len().saturating_sub(ROW_ERRORS_REPORTED_MAX);
+    errors.truncate(ROW_ERRORS_REPORTED_MAX);
+    report.errors = errors;
+    report.errors_not_shown += not_shown as u64 + late_not_kept;
 }
 
 /// Decisions must name a known household; a resume inside a blacklist year is
@@ -513,32 +523,69 @@ mod tests {
             format!("{}\n{}\n{}\n", text.trim_end(), rows[2], renamed),
         )
         .expect("file written");
-        let (report, _) =
-            validate(&ROSTER, file.path(), InputEncoding::Utf8).expect("the file is readable");
-        let repeats: Vec<(u64, &str)> = report
-            .errors
-            .iter()
-            .filter(|error| error.reason.starts_with("appears again"))
-            .map(|error| (error.line, error.reason.as_str()))
-            .collect();
-        assert_eq!(
-            repeats,
-            [
-                (7, "appears again (first on line 3)"),
-                (8, "appears again (first on line 2)")
-            ],
-            "{:?}",
-            report.errors
+        // The same repeats whether the check keeps every key in memory or spills them
+        // to disk after the third key, or at once.
+        for check in [
+            KeyRepeats::default(),
+            KeyRepeats::with_memory_max(3),
+            KeyRepeats::with_memory_max(0),
+        ] {
+            let (report, _) = validate_with(&ROSTER, file.path(), InputEncoding::Utf8, check)
+                .expect("the file is readable");
+            let repeats: Vec<(u64, &str)> = report
+                .errors
+                .iter()
+                .filter(|error| error.reason.starts_with("appears again"))
+                .map(|error| (error.line, error.reason.as_str()))
+                .collect();
+            assert_eq!(
+                repeats,
+                [
+                    (7, "appears again (first on line 3)"),
+                    (8, "appears again (first on line 2)")
+                ],
+                "{:?}",
+                report.errors
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_staff_relative_shows_the_id_number_masked() {
+        let mut roster = Vec::new();
+        let generated = RosterGenerator::new(7)
+            .write_roster(&mut roster, 1, "2026-01")
+            .expect("roster written to memory");
+        let id_number = generated[0].head_id_number.as_str();
+        let relatives = format!(
+            "staff_id,staff_name,relative_id_number,relation\n\
+             S0001,李建华,{id_number},配偶\nS0001,李建华,{id_number},配偶\n"
         );
-        let mut seen = SeenKeys::default();
-        assert_eq!(seen.first_line("H1", 2), None);
-        assert_eq!(seen.first_line("H2", 3), None);
-        assert_eq!(seen.first_line("H1", 9), Some(2));
-        assert_eq!(
-            seen.first_line("H1 ", 10),
-            None,
-            "a different key is not a repeat"
-        );
+        let file = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(file.path(), relatives).expect("file written");
+        for check in [KeyRepeats::default(), KeyRepeats::with_memory_max(0)] {
+            let (report, _) =
+                validate_with(&STAFF_RELATIVES, file.path(), InputEncoding::Utf8, check)
+                    .expect("the file is readable");
+            let shown: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+            assert_eq!(shown.len(), 1, "{shown:?}");
+            let masked = crate::domain::mask::mask_id_number(id_number);
+            assert!(shown[0].contains(&format!("S0001/{masked}")), "{shown:?}");
+            assert!(!shown[0].contains(id_number), "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn late_errors_are_merged_in_line_order_and_the_rest_counted() {
+        let error = |line: u64| RowError::file_level(line, "x");
+        let mut report = ScanReport {
+            errors: vec![error(2), error(9)],
+            ..ScanReport::default()
+        };
+        merge_late_errors(&mut report, [error(5), error(12)].into_iter(), 3);
+        let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 5, 9, 12]);
+        assert_eq!(report.errors_not_shown, 3);
     }
 
     #[test]

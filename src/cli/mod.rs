@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod import;
+pub mod key_repeats;
 pub mod results;
 pub mod run;
 

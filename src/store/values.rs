@@ -194,6 +194,15 @@ pub fn staff_relative_key(record: &StaffRelative) -> String {
     format!("{}/{}", record.staff_id, record.relative_id_number.as_str())
 }
 
+/// `staff_relative_key` as an error may show it: the ID number masked (P13).
+pub fn staff_relative_key_shown(record: &StaffRelative) -> String {
+    format!(
+        "{}/{}",
+        record.staff_id,
+        crate::domain::mask::mask_id_number(record.relative_id_number.as_str())
+    )
+}
+
 pub const TREASURY_TABLE: TableDef = TableDef {
     table: "treasury_voucher",
     columns: &[
