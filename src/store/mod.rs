@@ -200,6 +200,19 @@ impl Store {
         })
     }
 
+    /// Begins a read-only transaction on a connection of its own, for reads that run
+    /// beside a writing transaction (compute reads its next chunk while it writes the
+    /// last). On SQLite the writer's `BEGIN IMMEDIATE` keeps every other writer out, so
+    /// this sees what the writer saw, without the writer's own uncommitted rows.
+    pub async fn begin_read(&self) -> StoreResult<StoreTx> {
+        Ok(match self {
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => {
+                StoreTx::Postgres(pool.begin_with("BEGIN TRANSACTION READ ONLY").await?)
+            }
+        })
+    }
+
     pub async fn close(&self) {
         with_pool!(self, pool, Db => pool.close().await)
     }
@@ -218,6 +231,18 @@ impl StoreTx {
         match self {
             StoreTx::Sqlite(transaction) => transaction.rollback().await?,
             StoreTx::Postgres(transaction) => transaction.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// On SQLite, frees this connection's page cache before it goes back to the pool:
+    /// a pool connection keeps its cache (16 MiB) while idle, and a read-ahead or a
+    /// grouped scan fills it (issue #7: peak memory). Nothing to do on PostgreSQL.
+    pub async fn release_cache_memory(&mut self) -> StoreResult<()> {
+        if let StoreTx::Sqlite(transaction) = self {
+            sqlx::query("PRAGMA shrink_memory")
+                .execute(&mut **transaction)
+                .await?;
         }
         Ok(())
     }

@@ -661,3 +661,50 @@ fn big_writes_refresh_postgres_statistics_and_small_ones_leave_them() {
     create(&db, "2026-11");
     assert_eq!(analyzed_tables(&db), ["household_version", "run_line"]);
 }
+
+/// Issue #7: run creation reads each chunk of households ahead, on a read transaction
+/// of its own, while it computes and writes the chunk before. Across several chunk
+/// boundaries every household still gets exactly one line, in household order with
+/// line numbers 1..n, and both databases give the same digest.
+#[test]
+fn a_run_read_ahead_in_chunks_has_every_household_once_and_in_order() {
+    let households = 12_001; // three chunk boundaries at 5,000 households a chunk
+    let mut roster = Vec::new();
+    let generated = disburse::demo::generate::RosterGenerator::new(21)
+        .write_roster(&mut roster, households, "2026-01")
+        .unwrap();
+    let mut expected_ids: Vec<String> = generated
+        .iter()
+        .map(|household| household.household_id.as_str().to_string())
+        .collect();
+    expected_ids.sort();
+    let roster = String::from_utf8(roster).unwrap();
+    let digests: Vec<String> = TestDb::both()
+        .iter()
+        .map(|db| {
+            import(db, "roster", "roster.csv", &roster);
+            let run_id = create(db, "2026-11");
+            let output = db.run(&["run", "lines", &run_id]);
+            assert_exit(&output, 0);
+            let text = stdout(&output);
+            let rows: Vec<Vec<&str>> = text
+                .lines()
+                .skip(1)
+                .map(|row| row.split(',').collect())
+                .collect();
+            let ids: Vec<String> = rows.iter().map(|cells| cells[0].to_string()).collect();
+            assert_eq!(
+                ids, expected_ids,
+                "one line per household, in household order"
+            );
+            for (index, cells) in rows.iter().enumerate() {
+                let line_no: usize = cells[11].rsplit('-').next().unwrap().parse().unwrap();
+                assert_eq!(line_no, index + 1, "{cells:?}");
+            }
+            let output = db.run(&["--json", "run", "show", &run_id]);
+            let json: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+            json["run"]["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+}
