@@ -22,6 +22,24 @@ pub struct ImportRecord {
     pub imported_at: String,
 }
 
+/// A row to import: its values in `TableDef::columns` order and their
+/// `content_sha256`, which the caller computes (import hashes on its parsing thread).
+#[derive(Clone, Debug)]
+pub struct ImportRow {
+    pub values: Vec<SqlValue>,
+    pub content_sha256: String,
+}
+
+impl ImportRow {
+    pub fn new(values: Vec<SqlValue>) -> ImportRow {
+        let content_sha256 = content_sha256(&values);
+        ImportRow {
+            values,
+            content_sha256,
+        }
+    }
+}
+
 /// What a batch of rows did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpsertOutcome {
@@ -83,7 +101,7 @@ impl StoreTx {
         &mut self,
         table: &TableDef,
         import_id: i64,
-        rows: &[Vec<SqlValue>],
+        rows: &[ImportRow],
     ) -> StoreResult<UpsertOutcome> {
         assert!(
             rows.len() <= IMPORT_BATCH_ROWS,
@@ -105,7 +123,7 @@ impl StoreTx {
         &mut self,
         table: &TableDef,
         import_id: i64,
-        rows: &[Vec<SqlValue>],
+        rows: &[ImportRow],
     ) -> StoreResult<UpsertOutcome> {
         if rows.is_empty() {
             return Ok(UpsertOutcome::default());
@@ -115,11 +133,11 @@ impl StoreTx {
         columns.extend(["content_sha256", "import_id"]);
         let staged: Vec<Vec<SqlValue>> = rows
             .iter()
-            .map(|values| {
-                let mut row = values.clone();
-                row.push(SqlValue::Text(content_sha256(values)));
-                row.push(SqlValue::Int(import_id));
-                row
+            .map(|row| {
+                let mut staged = row.values.clone();
+                staged.push(SqlValue::Text(row.content_sha256.clone()));
+                staged.push(SqlValue::Int(import_id));
+                staged
             })
             .collect();
         self.execute_plain(&format!(
@@ -199,7 +217,7 @@ fn upsert_rows_raw(
     connection: &rusqlite::Connection,
     table: &TableDef,
     import_id: i64,
-    rows: &[Vec<SqlValue>],
+    rows: &[ImportRow],
 ) -> StoreResult<UpsertOutcome> {
     let placeholders = (1..=table.columns.len() + 2)
         .map(|n| format!("${n}"))
@@ -230,10 +248,10 @@ fn upsert_rows_raw(
         .map(|column| column_index(table, column))
         .collect();
     let mut outcome = UpsertOutcome::default();
-    for values in rows {
-        let hash = content_sha256(values);
+    for row in rows {
+        let (values, hash) = (&row.values, &row.content_sha256);
         let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
-        bound.push(&hash);
+        bound.push(hash);
         bound.push(&import_id);
         if insert.execute(&bound)? == 1 {
             outcome.inserted += 1;
@@ -244,7 +262,7 @@ fn upsert_rows_raw(
             .map(|&i| &values[i] as &dyn ToSql)
             .collect();
         let stored = stored_hash.query_map(&key, |row| Ok(row.text("content_sha256")?))?;
-        if stored.first() == Some(&hash) {
+        if stored.first() == Some(hash) {
             outcome.unchanged += 1;
         } else {
             outcome.conflicts.push(row_key(table, values));

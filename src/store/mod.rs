@@ -21,7 +21,7 @@ pub mod values;
 
 pub use bulk::ANALYZE_AFTER_ROWS;
 pub use export::{BatchRecord, PaymentRecord};
-pub use imports::{row_key, ImportRecord, UpsertOutcome};
+pub use imports::{row_key, ImportRecord, ImportRow, UpsertOutcome};
 pub use results::{
     FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator, PaymentUpdate,
     ResultLine, StoredException,
