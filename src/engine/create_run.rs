@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::domain::household::{Decision, Household};
 use crate::domain::month::Month;
-use crate::engine::Refusal;
+use crate::engine::{AbortOnDrop, Refusal};
 use crate::policy::calc::{apply_holds, compute, HouseholdMonth, PriorLine};
 use crate::policy::flag;
 use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
@@ -484,15 +484,6 @@ async fn read_chunk(
         decisions,
         history,
     }))
-}
-
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Whether an earlier run covered the household: by the region it had in that run's

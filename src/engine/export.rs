@@ -23,7 +23,7 @@ use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
 use crate::domain::payment::{PaymentBatch, PaymentInstruction};
 use crate::engine::approve::{approvals_complete, load_run};
-use crate::engine::Refusal;
+use crate::engine::{AbortOnDrop, Refusal};
 use crate::export::files::StagedFiles;
 use crate::export::manifest::{Manifest, ManifestFile};
 use crate::export::plan::{file_name, route_index, BatchPlanner, PlannedBatch};
@@ -101,8 +101,9 @@ pub async fn export_run(
     // its last line is read, at most `SEALS_IN_FLIGHT` at a time.
     let mut sealing: VecDeque<(usize, PendingBatch)> = VecDeque::with_capacity(SEALS_IN_FLIGHT);
     let mut batches = BatchAssembler::new(run.clone(), &config.routes, &plan)?;
-    let mut pages = PayLinePages::new(store, &run.run_id);
-    while let Some(page) = pages.next().await? {
+    let (mut pages, _stop_reading) = read_pay_line_pages(store, &run.run_id);
+    while let Some(page) = pages.recv().await {
+        let page = page?;
         for line in &page {
             let Some((index, batch, line_nos)) = batches.push(line)? else {
                 continue;
@@ -227,33 +228,45 @@ fn resolve_routes<'a>(
         .collect()
 }
 
-/// A run's `pay` lines in line order, a page at a time.
-struct PayLinePages<'s> {
-    store: &'s Store,
-    run_id: &'s str,
-    after_line_no: i64,
-}
+/// Pages of pay lines read ahead of the one being assembled: one, so two pages at most
+/// wait in memory.
+const PAGES_READ_AHEAD: usize = 1;
 
-impl<'s> PayLinePages<'s> {
-    fn new(store: &'s Store, run_id: &'s str) -> PayLinePages<'s> {
-        PayLinePages {
-            store,
-            run_id,
-            after_line_no: 0,
+/// A run's `pay` lines in line order, a page at a time, read by a task of its own (on a
+/// pool connection, as before) so that reading the next page overlaps assembling and
+/// recording the last. Ends at the last page or the first error, or when no one listens.
+fn read_pay_line_pages(
+    store: &Store,
+    run_id: &str,
+) -> (
+    tokio::sync::mpsc::Receiver<anyhow::Result<Vec<crate::run::RunLine>>>,
+    AbortOnDrop,
+) {
+    let (sender, pages) = tokio::sync::mpsc::channel(PAGES_READ_AHEAD);
+    let (store, run_id) = (store.clone(), run_id.to_string());
+    let reader = tokio::spawn(async move {
+        let mut after_line_no = 0;
+        loop {
+            let page = match store
+                .run_pay_lines_page(&run_id, after_line_no, LINES_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            let Some(last) = page.last() else {
+                return;
+            };
+            after_line_no = last.line_no;
+            if sender.send(Ok(page)).await.is_err() {
+                return;
+            }
         }
-    }
-
-    async fn next(&mut self) -> anyhow::Result<Option<Vec<crate::run::RunLine>>> {
-        let page = self
-            .store
-            .run_pay_lines_page(self.run_id, self.after_line_no, LINES_PAGE)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        self.after_line_no = last.line_no;
-        Ok(Some(page))
-    }
+    });
+    (pages, AbortOnDrop(reader.abort_handle()))
 }
 
 /// Pass 1: the batches, from counts and totals only; refuses before anything is written
@@ -264,8 +277,15 @@ async fn plan_run(
     routes: &[Route],
 ) -> anyhow::Result<Vec<PlannedBatch>> {
     let mut planner = BatchPlanner::new(routes, run.run_no);
-    let mut pages = PayLinePages::new(store, &run.run_id);
-    while let Some(page) = pages.next().await? {
+    let mut after_line_no = 0;
+    loop {
+        let page = store
+            .run_pay_line_amounts_page(&run.run_id, after_line_no, LINES_PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after_line_no = last.line_no;
         for line in &page {
             planner
                 .push(line.line_no, &line.bank_code, line.payable)

@@ -8,3 +8,13 @@ pub mod ingest;
 pub mod reconcile;
 
 pub use crate::cli::Refusal;
+
+/// Aborts a spawned task when dropped: a read-ahead task stops when the side that
+/// consumes its reads fails, instead of reading on unheard.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
