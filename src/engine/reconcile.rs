@@ -12,11 +12,12 @@ use crate::reconcile::exception::{ExceptionKind, ExceptionRow};
 use crate::reconcile::html::{render_report_html, ApproverRow, BankFileRow, ReportData, TotalRow};
 use crate::reconcile::report::{
     summary_rows, treasury_exceptions, unmatched_vouchers, write_exceptions_csv, write_summary_csv,
-    BatchFacts, SummaryRow,
+    BatchFacts, StateTotal, SummaryRow,
 };
 use crate::reconcile::state::PaymentState;
 use crate::run::{next_state, RunEvent, RunState};
-use crate::store::{RunRecord, Store, StoredException};
+use crate::store::{PlaceTotal, RunRecord, Store, StoredException};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What the reconciliation found and wrote.
@@ -49,20 +50,25 @@ pub async fn reconcile_run(
         ))
         .into());
     }
-    let facts = batch_facts(store, &run).await?;
+    // The payments' totals and the lines' totals are two scans of different tables:
+    // they run side by side, each on a pool connection of its own.
+    let (facts, places) = tokio::try_join!(batch_facts(store, &run), async {
+        Ok(store.run_pay_totals_by_place(run_id).await?)
+    })?;
     let summary = summary_rows(&facts)
         .map_err(|error| anyhow::anyhow!("run {run_id} does not balance: {error}"))?;
     let exceptions = exceptions(store, &run, &facts).await?;
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let settled = store.open_payment_count(run_id).await? == 0
+    // Instructed, pending and disputed payments are all counted as pending.
+    let settled = facts.iter().all(|batch| batch.pending_count == 0)
         && summary.iter().all(|row| row.difference.is_zero());
     let state_after = if settled {
         next_state(state, RunEvent::Reconcile)?
     } else {
         state
     };
-    let mut report = report_data(store, &run, &facts, &summary, &exceptions).await?;
+    let mut report = report_data(store, &run, &facts, &places, &summary, &exceptions).await?;
     report.state = state_after;
     let files = [
         ("summary.csv", write_summary_csv(&summary).into_bytes()),
@@ -108,29 +114,51 @@ pub async fn reconcile_run(
     })
 }
 
-/// Each batch's instructions, results and vouchers.
+/// Each batch's instructions, results and vouchers, from the payments' totals by batch
+/// and status; refuses when a payment of the run names a batch the run does not have.
 async fn batch_facts(store: &Store, run: &RunRecord) -> anyhow::Result<Vec<BatchFacts>> {
     let vouchers = store.vouchers().await?;
+    let mut totals_by_batch: BTreeMap<String, Vec<StateTotal>> = BTreeMap::new();
+    let mut payments_counted = 0_i64;
+    for total in store.payment_status_totals_of_run(&run.run_id).await? {
+        let state = PaymentState::parse(&total.status)
+            .ok_or_else(|| anyhow::anyhow!("payment state {:?} unknown", total.status))?;
+        payments_counted += total.count;
+        totals_by_batch
+            .entry(total.batch_id)
+            .or_default()
+            .push(StateTotal {
+                state,
+                count: total.count,
+                amount: total.amount,
+            });
+    }
     let mut facts = Vec::new();
     for batch in store.batches_of_run(&run.run_id).await? {
-        let mut payments = Vec::new();
-        for (status, amount) in store.payment_states_of_batch(&batch.batch_id).await? {
-            let state = PaymentState::parse(&status)
-                .ok_or_else(|| anyhow::anyhow!("payment state {status:?} unknown"))?;
-            payments.push((state, amount));
-        }
+        let state_totals = totals_by_batch.remove(&batch.batch_id).unwrap_or_default();
         let bank = if batch.bank_prefix.is_empty() {
             "*"
         } else {
             batch.bank_prefix.as_str()
         };
-        facts.push(BatchFacts::tally(
+        facts.push(BatchFacts::tally_totals(
             &batch.batch_id,
             bank,
-            &payments,
+            &state_totals,
             &vouchers,
         ));
     }
+    let tallied: i64 = facts.iter().map(|batch| batch.instructed_count).sum();
+    if let Some(stray) = totals_by_batch.keys().next() {
+        anyhow::bail!(
+            "run {}: payments name batch {stray}, which is not one of the run's batches",
+            run.run_id
+        );
+    }
+    assert_eq!(
+        tallied, payments_counted,
+        "every payment of the run is tallied in exactly one batch"
+    );
     Ok(facts)
 }
 
@@ -175,22 +203,10 @@ async fn report_data(
     store: &Store,
     run: &RunRecord,
     facts: &[BatchFacts],
+    places: &[PlaceTotal],
     summary: &[SummaryRow],
     exceptions: &[ExceptionRow],
 ) -> anyhow::Result<ReportData> {
-    let totals = |grouping: &'static str| async move {
-        let rows = store.run_group_totals(&run.run_id, grouping).await?;
-        Ok::<_, anyhow::Error>(
-            rows.into_iter()
-                .filter(|t| t.status == "pay")
-                .map(|t| TotalRow {
-                    label: t.group,
-                    count: t.count,
-                    amount: Fen::new(t.payable_fen),
-                })
-                .collect::<Vec<_>>(),
-        )
-    };
     let approvers = store
         .approvals(&run.run_id)
         .await?
@@ -226,9 +242,9 @@ async fn report_data(
         pay_date: parse_date(&run.pay_date)?,
         run_digest: run.digest.clone(),
         state: run.state()?,
-        by_region: totals("region").await?,
-        by_area: totals("area").await?,
-        by_bank: totals("bank").await?,
+        by_region: totals_by(places, |place| &place.region_code),
+        by_area: totals_by(places, |place| &place.area),
+        by_bank: totals_by(places, |place| &place.bank_class),
         by_batch: facts
             .iter()
             .map(|f| TotalRow {
@@ -242,4 +258,23 @@ async fn report_data(
         summary: summary.to_vec(),
         exceptions: exceptions.to_vec(),
     })
+}
+
+/// The report's table by one label (region, area or bank class), folded from the
+/// totals by place, in label order.
+fn totals_by(places: &[PlaceTotal], label_of: impl Fn(&PlaceTotal) -> &str) -> Vec<TotalRow> {
+    let mut by_label: BTreeMap<&str, (i64, Fen)> = BTreeMap::new();
+    for place in places {
+        let (count, amount) = by_label.entry(label_of(place)).or_insert((0, Fen::ZERO));
+        *count += place.count;
+        *amount = amount.plus(Fen::new(place.payable_fen));
+    }
+    by_label
+        .into_iter()
+        .map(|(label, (count, amount))| TotalRow {
+            label: label.to_string(),
+            count,
+            amount,
+        })
+        .collect()
 }

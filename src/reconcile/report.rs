@@ -40,6 +40,14 @@ pub struct BatchFacts {
     pub clearing: Option<Fen>,
 }
 
+/// Payments of one state in a batch: how many and their sum, as the store groups them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateTotal {
+    pub state: PaymentState,
+    pub count: i64,
+    pub amount: Fen,
+}
+
 impl BatchFacts {
     /// Tallies a batch from each payment's state and amount and the treasury's
     /// vouchers (only those naming this batch and bank count).
@@ -49,13 +57,36 @@ impl BatchFacts {
         payments: &[(PaymentState, Fen)],
         vouchers: &[TreasuryVoucher],
     ) -> BatchFacts {
+        let each: Vec<StateTotal> = payments
+            .iter()
+            .map(|&(state, amount)| StateTotal {
+                state,
+                count: 1,
+                amount,
+            })
+            .collect();
+        BatchFacts::tally_totals(batch_id, bank_code, &each, vouchers)
+    }
+
+    /// Tallies a batch from its payments' totals by state (any grouping: one entry per
+    /// payment gives the same figures as one per state) and the treasury's vouchers.
+    pub fn tally_totals(
+        batch_id: &str,
+        bank_code: &str,
+        state_totals: &[StateTotal],
+        vouchers: &[TreasuryVoucher],
+    ) -> BatchFacts {
         let mut facts = BatchFacts {
             batch_id: batch_id.to_string(),
             bank_code: bank_code.to_string(),
             ..BatchFacts::default()
         };
-        for &(state, amount) in payments {
-            facts.count_payment(state.summary_bucket(), amount);
+        for total in state_totals {
+            assert!(
+                total.count >= 0,
+                "a state's payment count is never negative"
+            );
+            facts.count_payments(total.state.summary_bucket(), total.count, total.amount);
         }
         // A batch id is unique forever, so it alone matches a voucher to its batch.
         let ours = vouchers.iter().filter(|v| v.batch_id == batch_id);
@@ -65,16 +96,16 @@ impl BatchFacts {
         facts
     }
 
-    fn count_payment(&mut self, bucket: ResultStatus, amount: Fen) {
-        self.instructed_count += 1;
+    fn count_payments(&mut self, bucket: ResultStatus, count: i64, amount: Fen) {
+        self.instructed_count += count;
         self.instructed = self.instructed.plus(amount);
-        let (count, money) = match bucket {
+        let (bucket_count, money) = match bucket {
             ResultStatus::Paid => (&mut self.paid_count, &mut self.paid),
             ResultStatus::Failed => (&mut self.failed_count, &mut self.failed),
             ResultStatus::Returned => (&mut self.returned_count, &mut self.returned),
             ResultStatus::Pending => (&mut self.pending_count, &mut self.pending),
         };
-        *count += 1;
+        *bucket_count += count;
         *money = money.plus(amount);
     }
 

@@ -263,6 +263,29 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Reconcile tallies from the store's totals by status; those must give the figures
+    /// that counting each payment gives, for any mix of states and amounts.
+    #[test]
+    fn tallies_from_totals_by_state_equal_tallies_payment_by_payment((payments, funded, refunded) in batch_input()) {
+        let vouchers = vec![
+            voucher("F0", VoucherType::DirectPayment, None, "B000", BANKS[0], funded),
+            voucher("R0", VoucherType::Refund2302, Some("F0"), "B000", BANKS[0], refunded),
+        ];
+        let mut by_state: std::collections::BTreeMap<&str, StateTotal> = Default::default();
+        for &(state, amount) in &payments {
+            let total = by_state.entry(state.as_str()).or_insert(StateTotal { state, count: 0, amount: Fen::ZERO });
+            total.count += 1;
+            total.amount = total.amount.plus(amount);
+        }
+        let totals: Vec<StateTotal> = by_state.into_values().collect();
+        prop_assert_eq!(
+            BatchFacts::tally_totals("B000", BANKS[0], &totals, &vouchers),
+            BatchFacts::tally("B000", BANKS[0], &payments, &vouchers)
+        );
+    }
+}
+
 /// Three banks, three payments each, one failure per bank; the treasury funded what
 /// was instructed, took back what failed, and each bank cleared what it paid.
 fn worked_example() -> (Vec<BatchFacts>, Vec<TreasuryVoucher>) {

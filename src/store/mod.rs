@@ -23,10 +23,10 @@ pub use bulk::ANALYZE_AFTER_ROWS;
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, ImportRow, UpsertOutcome};
 pub use results::{
-    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator, PaymentUpdate,
-    ResultLine, StoredException,
+    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator,
+    PaymentStatusTotal, PaymentUpdate, ResultLine, StoredException,
 };
-pub use runs::{ApproverRecord, GroupTotal, RunRecord, StandingRun, StoredApproval};
+pub use runs::{ApproverRecord, GroupTotal, PlaceTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

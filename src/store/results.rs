@@ -24,6 +24,15 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaymentLocator(Option<i64>);
 
+/// Payments of one batch in one status: how many, and their sum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentStatusTotal {
+    pub batch_id: String,
+    pub status: String,
+    pub count: i64,
+    pub amount: Fen,
+}
+
 /// An instructed payment and where its results stand. The household and account it
 /// was sent to are read only for the few payments that end in a hold
 /// (`StoreTx::payment_accounts`).
@@ -164,13 +173,24 @@ impl Store {
         Ok(found)
     }
 
-    /// (status, amount) of each payment of a batch.
-    pub async fn payment_states_of_batch(&self, batch_id: &str) -> StoreResult<Vec<(String, Fen)>> {
-        let sql = "SELECT status, amount_fen FROM payment WHERE batch_id = $1";
-        self.fetch_mapped(sql, &[SqlValue::Text(batch_id.into())], |row| {
-            Ok((row.text("status")?, Fen::new(row.int("amount_fen")?)))
-        })
-        .await
+    /// How many payments of a run are in each status, and their sum, by batch, in
+    /// batch and status order: reconcile's instructed and result figures from one pass.
+    pub async fn payment_status_totals_of_run(
+        &self,
+        run_id: &str,
+    ) -> StoreResult<Vec<PaymentStatusTotal>> {
+        let sql = "SELECT batch_id, status, COUNT(*) AS n, \
+                   CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS total \
+                   FROM payment WHERE run_id = $1 GROUP BY batch_id, status ORDER BY batch_id, status";
+        let found = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(PaymentStatusTotal {
+                batch_id: row.text("batch_id")?,
+                status: row.text("status")?,
+                count: row.int("n")?,
+                amount: Fen::new(row.int("total")?),
+            })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(found)
     }
 
     pub async fn vouchers(&self) -> StoreResult<Vec<TreasuryVoucher>> {
@@ -199,13 +219,6 @@ impl Store {
             })).collect::<StoreResult<Vec<_>>>()?
         });
         Ok(found)
-    }
-
-    /// Payments of a run not yet final (instructed, pending or disputed).
-    pub async fn open_payment_count(&self, run_id: &str) -> StoreResult<i64> {
-        let sql = "SELECT COUNT(*) FROM payment WHERE run_id = $1 AND status IN ('instructed', 'pending', 'disputed')";
-        let count: i64 = with_pool!(self, pool, Db => sqlx::query_scalar(sql).bind(run_id).fetch_one(pool).await?);
-        Ok(count)
     }
 }
 

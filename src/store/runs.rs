@@ -629,6 +629,17 @@ pub struct GroupTotal {
     pub payable_fen: i64,
 }
 
+/// A run's `pay` lines of one region, area and bank class: how many, and their sum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaceTotal {
+    pub region_code: String,
+    pub area: String,
+    /// The first three digits of the bank code.
+    pub bank_class: String,
+    pub count: i64,
+    pub payable_fen: i64,
+}
+
 impl Store {
     pub async fn run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
         let run = with_pool!(self, pool, Db => {
@@ -719,6 +730,28 @@ impl Store {
                 arrears_fen: sum_of(row, "arr")?,
                 reduction_fen: sum_of(row, "red")?,
                 recovery_fen: sum_of(row, "rec")?,
+                payable_fen: sum_of(row, "pay")?,
+            })).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(totals)
+    }
+
+    /// Count and payable of a run's `pay` lines by region, area and bank class at once:
+    /// the report's three tables fold from these rows, one pass over the lines where
+    /// `run_group_totals` would take three.
+    pub async fn run_pay_totals_by_place(&self, run_id: &str) -> StoreResult<Vec<PlaceTotal>> {
+        let sql = format!(
+            "SELECT region_code, area, SUBSTR(bank_code, 1, 3) AS bank_class, COUNT(*) AS n, {} \
+             FROM run_line WHERE run_id = $1 AND status = 'pay' \
+             GROUP BY region_code, area, SUBSTR(bank_code, 1, 3)",
+            sum_as("payable_fen", "pay")
+        );
+        let totals = with_pool!(self, pool, Db => {
+            sqlx::query(&sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(PlaceTotal {
+                region_code: row.text("region_code")?,
+                area: row.text("area")?,
+                bank_class: row.text("bank_class")?,
+                count: row.int("n")?,
                 payable_fen: sum_of(row, "pay")?,
             })).collect::<StoreResult<Vec<_>>>()?
         });
