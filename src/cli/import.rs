@@ -15,10 +15,12 @@ use crate::imports::{
 use crate::store::values::*;
 use crate::store::{row_key, ImportRow, StoreTx, IMPORT_BATCH_ROWS};
 use anyhow::Context as _;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 /// One importable table: its columns, row parser and storage mapping.
 pub struct ImportKind<T> {
@@ -117,6 +119,57 @@ fn file_sha256(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(context.finish()))
 }
 
+/// A pass's reader that feeds every byte it reads to a SHA-256 the pass keeps a handle
+/// on. The file is read three times (hash, validate, write) and may change in between
+/// (an upload still being written, a file its sender replaced): a pass that read the
+/// bytes pass 0 hashed read the file the import records.
+struct HashingReader<R> {
+    inner: R,
+    sha256: SharedSha256,
+}
+
+/// The SHA-256 a `HashingReader` feeds, shared with the pass that reads through it.
+type SharedSha256 = Rc<RefCell<ring::digest::Context>>;
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.sha256.borrow_mut().update(&buffer[..read]);
+        Ok(read)
+    }
+}
+
+/// The file opened for a pass, and the handle on the SHA-256 of what the pass reads.
+fn open_hashing(path: &Path) -> anyhow::Result<(HashingReader<BufReader<File>>, SharedSha256)> {
+    let sha256 = Rc::new(RefCell::new(ring::digest::Context::new(
+        &ring::digest::SHA256,
+    )));
+    let reader = HashingReader {
+        inner: open(path)?,
+        sha256: Rc::clone(&sha256),
+    };
+    Ok((reader, sha256))
+}
+
+/// Refuses when a pass read other bytes than pass 0 hashed (`expected_sha256`).
+fn check_same_bytes(
+    path: &Path,
+    pass: &str,
+    sha256: &RefCell<ring::digest::Context>,
+    expected_sha256: &str,
+) -> Result<(), Refusal> {
+    let read_sha256 = hex::encode(sha256.borrow().clone().finish());
+    if read_sha256 == expected_sha256 {
+        return Ok(());
+    }
+    Err(Refusal::message(format!(
+        "{} changed while it was being imported: {pass} read bytes with SHA-256 {read_sha256}, \
+         not the {expected_sha256} the import began with; nothing was imported (import it \
+         again once the file is complete)",
+        path.display()
+    )))
+}
+
 fn refusal(path: &Path, report: &ScanReport) -> Refusal {
     let mut lines: Vec<String> = report
         .errors
@@ -167,7 +220,7 @@ pub async fn import_file<T: 'static>(
         summary.unchanged = summary.rows;
         return Ok(summary);
     }
-    let (report, decisions) = validate(kind, path, encoding)?;
+    let (report, decisions) = validate(kind, path, encoding, &sha256)?;
     if !report.is_clean() {
         return Err(refusal(path, &report).into());
     }
@@ -213,8 +266,9 @@ fn validate<T>(
     kind: &ImportKind<T>,
     path: &Path,
     encoding: InputEncoding,
+    expected_sha256: &str,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
-    validate_with(kind, path, encoding, KeyRepeats::default())
+    validate_with(kind, path, encoding, KeyRepeats::default(), expected_sha256)
 }
 
 /// `validate` with a given repeat check (tests make one that spills early).
@@ -223,12 +277,14 @@ fn validate_with<T>(
     path: &Path,
     encoding: InputEncoding,
     mut key_repeats: KeyRepeats,
+    expected_sha256: &str,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
     let mut decisions = Vec::new();
+    let (reader, sha256) = open_hashing(path)?;
     // Once the check fails it stops; the failure is reported after the scan.
     let mut check_failure: Option<RepeatCheckError> = None;
     let mut report = scan(
-        open(path)?,
+        reader,
         encoding,
         kind.columns,
         kind.parse_row,
@@ -269,6 +325,11 @@ fn validate_with<T>(
         late_repeats.iter().map(|repeat| repeat_error(kind, repeat)),
         not_kept,
     );
+    // A clean scan read to the end; a refused one may have stopped early (a bad
+    // header) and writes nothing anyway.
+    if report.is_clean() {
+        check_same_bytes(path, "validation", &sha256, expected_sha256)?;
+    }
     Ok((report, decisions))
 }
 
@@ -391,8 +452,10 @@ async fn write_rows<T: 'static>(
     // (two cores: they were a third of pass 2 at 1M rows).
     let (sender, mut batches) = tokio::sync::mpsc::channel(IMPORT_BATCHES_AHEAD);
     let reader_path = path.to_path_buf();
-    let reader =
-        tokio::task::spawn_blocking(move || read_batches(kind, &reader_path, encoding, &sender));
+    let expected_sha256 = summary.sha256.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        read_batches(kind, &reader_path, encoding, &expected_sha256, &sender)
+    });
     let mut writer = BatchWriter {
         kind,
         import_id,
@@ -433,16 +496,20 @@ type LinedBatch = Vec<(u64, ImportRow)>;
 
 /// Pass 2's reading side: the file parsed again into batches of `IMPORT_BATCH_ROWS`
 /// rows with their content hashes, sent to the writer. Stops at the first row that no
-/// longer parses (the file changed since pass 1), or when the writer stops listening.
+/// longer parses (the file changed since pass 1), or when the writer stops listening;
+/// after the last batch, an error if the bytes read are not those pass 0 hashed, so
+/// the writer rolls back rather than record rows under another file's SHA-256.
 fn read_batches<T>(
     kind: &ImportKind<T>,
     path: &Path,
     encoding: InputEncoding,
+    expected_sha256: &str,
     sender: &tokio::sync::mpsc::Sender<anyhow::Result<LinedBatch>>,
 ) -> anyhow::Result<()> {
     let changed = || anyhow::anyhow!("{} changed between validation and writing", path.display());
-    let rows = ParsedRows::open(open(path)?, encoding, kind.columns, kind.parse_row)
-        .map_err(|_| changed())?;
+    let (reader, sha256) = open_hashing(path)?;
+    let rows =
+        ParsedRows::open(reader, encoding, kind.columns, kind.parse_row).map_err(|_| changed())?;
     let mut batch = Vec::with_capacity(IMPORT_BATCH_ROWS);
     for parsed in rows {
         let ParsedRow::Record { line, record, .. } = parsed else {
@@ -458,8 +525,11 @@ fn read_batches<T>(
             }
         }
     }
-    if !batch.is_empty() {
-        let _ = sender.blocking_send(Ok(batch));
+    if !batch.is_empty() && sender.blocking_send(Ok(batch)).is_err() {
+        return Ok(());
+    }
+    if let Err(refusal) = check_same_bytes(path, "writing", &sha256, expected_sha256) {
+        let _ = sender.blocking_send(Err(refusal.into()));
     }
     Ok(())
 }
@@ -565,8 +635,10 @@ mod tests {
             KeyRepeats::with_memory_max(3),
             KeyRepeats::with_memory_max(0),
         ] {
-            let (report, _) = validate_with(&ROSTER, file.path(), InputEncoding::Utf8, check)
-                .expect("the file is readable");
+            let sha256 = file_sha256(file.path()).expect("the file is readable");
+            let (report, _) =
+                validate_with(&ROSTER, file.path(), InputEncoding::Utf8, check, &sha256)
+                    .expect("the file is readable");
             let repeats: Vec<(u64, &str)> = report
                 .errors
                 .iter()
@@ -598,16 +670,80 @@ mod tests {
         );
         let file = tempfile::NamedTempFile::new().expect("temporary file");
         std::fs::write(file.path(), relatives).expect("file written");
+        let sha256 = file_sha256(file.path()).expect("the file is readable");
         for check in [KeyRepeats::default(), KeyRepeats::with_memory_max(0)] {
-            let (report, _) =
-                validate_with(&STAFF_RELATIVES, file.path(), InputEncoding::Utf8, check)
-                    .expect("the file is readable");
+            let (report, _) = validate_with(
+                &STAFF_RELATIVES,
+                file.path(),
+                InputEncoding::Utf8,
+                check,
+                &sha256,
+            )
+            .expect("the file is readable");
             let shown: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
             assert_eq!(shown.len(), 1, "{shown:?}");
             let masked = crate::domain::mask::mask_id_number(id_number);
             assert!(shown[0].contains(&format!("S0001/{masked}")), "{shown:?}");
             assert!(!shown[0].contains(id_number), "{shown:?}");
         }
+    }
+
+    /// Pass 0 hashed roster A; by the time pass 1 or pass 2 reads it, the file holds
+    /// roster B, as valid as A. Neither pass may take B's rows for A's file.
+    #[test]
+    fn a_file_changed_after_it_was_hashed_is_refused_by_both_passes() {
+        let roster = |seed| {
+            let mut bytes = Vec::new();
+            RosterGenerator::new(seed)
+                .write_roster(&mut bytes, 5, "2026-01")
+                .expect("roster written to memory");
+            bytes
+        };
+        let file = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(file.path(), roster(7)).expect("file written");
+        let sha256_before = file_sha256(file.path()).expect("the file is readable");
+        std::fs::write(file.path(), roster(8)).expect("file written");
+        let sha256_now = file_sha256(file.path()).expect("the file is readable");
+        assert_ne!(sha256_before, sha256_now);
+        let changed = "changed while it was being imported";
+
+        let validated = |sha256: &str| {
+            validate_with(
+                &ROSTER,
+                file.path(),
+                InputEncoding::Utf8,
+                KeyRepeats::default(),
+                sha256,
+            )
+        };
+        let error = validated(&sha256_before).expect_err("pass 1 read other bytes");
+        assert!(error.to_string().contains(changed), "{error}");
+        let (report, _) = validated(&sha256_now).expect("the same bytes pass");
+        assert!(report.is_clean(), "{:?}", report.errors);
+
+        // Pass 2 sends every batch it parsed, then the refusal last, so the writer rolls
+        // back what it wrote; the same bytes end without one.
+        let written = |sha256: &str| {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+            read_batches(&ROSTER, file.path(), InputEncoding::Utf8, sha256, &sender)
+                .expect("the file is readable");
+            drop(sender);
+            let mut rows = 0;
+            let mut errors = Vec::new();
+            while let Some(message) = receiver.blocking_recv() {
+                match message {
+                    Ok(batch) if errors.is_empty() => rows += batch.len(),
+                    Ok(_) => panic!("a batch came after the refusal"),
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+            (rows, errors)
+        };
+        let (rows, errors) = written(&sha256_before);
+        assert_eq!(rows, 5);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains(changed), "{errors:?}");
+        assert_eq!(written(&sha256_now), (5, Vec::new()));
     }
 
     #[test]
