@@ -1,6 +1,7 @@
-//! `disburse import …`: reads a file twice (validate everything, then write in
-//! batches inside one transaction), so a refused file changes nothing and a good one
-//! lands whole, without holding the file in memory.
+//! `disburse import …`: reads a file three times (its SHA-256, validate everything,
+//! then write in batches inside one transaction; the last two hash what they read), so
+//! a refused or changed file changes nothing and a good one lands whole, without
+//! holding the file in memory.
 
 use crate::cli::key_repeats::{KeyRepeats, Repeat, RepeatCheckError};
 use crate::cli::{Context, Refusal};
