@@ -213,7 +213,21 @@ impl Store {
         })
     }
 
+    /// Closes the pool. On SQLite the write-ahead log is first folded back into the
+    /// database and truncated, so the database file alone holds every commit: an
+    /// operator who copies `disburse.db` (a backup, a move) without its `-wal` file
+    /// copies everything. (The last connection's close does not do it reliably: a
+    /// 1M month's bench left a 290 MB log beside the file.) A checkpoint that cannot
+    /// finish, because another process reads, leaves the log for the next one.
     pub async fn close(&self) {
+        if let Store::Sqlite(pool) = self {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
+            {
+                tracing::warn!(%error, "the write-ahead log was not folded back at close");
+            }
+        }
         with_pool!(self, pool, Db => pool.close().await)
     }
 }
@@ -315,6 +329,47 @@ mod tests {
             .build()
             .unwrap()
             .block_on(test);
+    }
+
+    /// After `close`, the database file alone holds every commit: a copy of it made
+    /// without its `-wal` file opens with the rows written before the close.
+    #[test]
+    fn after_close_the_database_file_alone_holds_every_commit() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("closed.db");
+            let store = Store::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let mut transaction = store.begin().await.unwrap();
+            transaction
+                .append_audit("2026-11-28T12:00:00Z", "tester", "test.close", "x", "y")
+                .await
+                .unwrap();
+            transaction.commit().await.unwrap();
+            store.close().await;
+            let log = dir.path().join("closed.db-wal");
+            let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
+            assert_eq!(
+                log_bytes, 0,
+                "the write-ahead log was folded back and truncated"
+            );
+            let copy = dir.path().join("copy.db");
+            std::fs::copy(&path, &copy).unwrap();
+            let copied = Store::connect(&format!("sqlite://{}", copy.display()))
+                .await
+                .unwrap();
+            let Store::Sqlite(pool) = &copied else {
+                unreachable!()
+            };
+            let entries: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'test.close'")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            assert_eq!(entries, 1);
+            copied.close().await;
+        });
     }
 
     /// Migration 0005 rebuilds the roster `WITHOUT ROWID`: a database that already
