@@ -248,10 +248,14 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             } else {
                 Context::for_database(&context.db_url, context)
             };
-            let table =
+            let outcome =
                 crate::bench::run_bench(&bench_context, args.households, &args.out.join("run"))
-                    .await?;
-            println!("{table}");
+                    .await;
+            // Its own store, closed as `run` closes the command's (the log folded back).
+            if let Some(store) = bench_context.store.get() {
+                store.close().await;
+            }
+            println!("{}", outcome?);
             Ok(())
         }
         Command::Serve(args) => crate::service::serve(context, &args).await,
