@@ -379,29 +379,17 @@ mod tests {
         block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("old.db").display());
-            let options = SqliteConnectOptions::from_str(&url)
-                .unwrap()
-                .create_if_missing(true);
-            let pool = SqlitePoolOptions::new()
-                .connect_with(options)
-                .await
-                .unwrap();
-            let mut before_0005 = sqlx::migrate!("migrations/sqlite");
-            before_0005.migrations = before_0005
-                .migrations
-                .iter()
-                .filter(|migration| migration.version < 5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into();
-            before_0005.run(&pool).await.unwrap();
+            let old = migrated_before(&url, 5).await;
+            let Store::Sqlite(pool) = &old else {
+                unreachable!()
+            };
             sqlx::query("INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 2, 'u', 't')")
-                .execute(&pool).await.unwrap();
+                .execute(pool).await.unwrap();
             for (id, from) in [("H2", "2026-01"), ("H1", "2026-03")] {
                 sqlx::query("INSERT INTO household_version VALUES ($1, $2, '210103', 'urban', '张三', '210103195607233027', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233445', 'debit', '张三', 'hash', 1)")
-                    .bind(id).bind(from).execute(&pool).await.unwrap();
+                    .bind(id).bind(from).execute(pool).await.unwrap();
             }
-            pool.close().await;
+            old.close().await;
             let store = Store::connect(&url).await.unwrap();
             let Store::Sqlite(pool) = &store else {
                 unreachable!()
@@ -424,6 +412,137 @@ mod tests {
                 .fetch_all(pool)
                 .await;
             assert!(rowid.is_err(), "a WITHOUT ROWID table has no rowid");
+        });
+    }
+
+    /// A pool on `url` (SQLite created if missing) migrated only through migrations
+    /// older than `version`, as a database made by an earlier build would be.
+    async fn migrated_before(url: &str, version: i64) -> Store {
+        let store = if url.starts_with("sqlite") {
+            let options = SqliteConnectOptions::from_str(url)
+                .unwrap()
+                .create_if_missing(true);
+            Store::Sqlite(
+                SqlitePoolOptions::new()
+                    .connect_with(options)
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            Store::Postgres(PgPoolOptions::new().connect(url).await.unwrap())
+        };
+        let mut migrator = match &store {
+            Store::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
+            Store::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|migration| migration.version < version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        match &store {
+            Store::Sqlite(pool) => migrator.run(pool).await.unwrap(),
+            Store::Postgres(pool) => migrator.run(pool).await.unwrap(),
+        }
+        store
+    }
+
+    async fn execute(store: &Store, sql: &str) -> Result<(), sqlx::Error> {
+        match store {
+            Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+    }
+
+    /// A fresh database on the test PostgreSQL server (`DISBURSE_TEST_PG` overrides),
+    /// created empty; the caller drops it with `drop_postgres_database`.
+    async fn fresh_postgres_database(label: &str) -> (String, String) {
+        use sqlx::Connection as _;
+        let admin = std::env::var("DISBURSE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("disburse_{label}_{}", std::process::id());
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&sql).execute(&mut connection).await.unwrap();
+        }
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        (format!("{base}/{name}"), admin)
+    }
+
+    /// Migration 0006 drops two indexes no query uses and (SQLite) clusters the result
+    /// lines by their key; on both backends, a database that already holds results
+    /// keeps every row, and the key still refuses a second line of the same number.
+    #[test]
+    fn dropping_the_unused_indexes_keeps_every_result() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
+            let (postgres_url, admin) = fresh_postgres_database("migration_0006").await;
+            for url in [sqlite_url, postgres_url.clone()] {
+                let migrator = migrated_before(&url, 6).await;
+                let index_sql = if url.starts_with("sqlite") {
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('payment_household', 'payment_result_e2e')"
+                } else {
+                    "SELECT indexname AS name FROM pg_indexes WHERE indexname IN ('payment_household', 'payment_result_e2e')"
+                };
+                for sql in [
+                    "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) VALUES ('s', 'csv', 'r.csv', 2, 'u', 't')",
+                    "INSERT INTO payment_result VALUES (1, 2, 'E2', 'paid', 100, NULL, NULL, 'S2', 'applied')",
+                    "INSERT INTO payment_result VALUES (1, 1, 'E1', 'failed', NULL, 'AC04', '账户已销户', NULL, 'applied')",
+                ] {
+                    execute(&migrator, sql).await.unwrap();
+                }
+                migrator.close().await;
+                let store = Store::connect(&url).await.unwrap();
+                let rows = store
+                    .fetch_mapped(
+                        "SELECT line, end_to_end_id, reason_text FROM payment_result ORDER BY line",
+                        &[],
+                        |row| {
+                            Ok((
+                                row.int("line")?,
+                                row.text("end_to_end_id")?,
+                                row.opt_text("reason_text")?,
+                            ))
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    rows,
+                    vec![
+                        (1, "E1".to_string(), Some("账户已销户".to_string())),
+                        (2, "E2".to_string(), None)
+                    ],
+                    "{url}: every row kept"
+                );
+                let indexes = store
+                    .fetch_mapped(index_sql, &[], |row| Ok(row.text("name")?))
+                    .await
+                    .unwrap();
+                assert!(indexes.is_empty(), "{url}: {indexes:?} still there");
+                let again = execute(
+                    &store,
+                    "INSERT INTO payment_result VALUES (1, 1, 'E3', 'paid', 1, NULL, NULL, NULL, 'applied')",
+                )
+                .await;
+                assert!(again.is_err(), "{url}: the key still holds");
+                store.close().await;
+            }
+            use sqlx::Connection as _;
+            let name = postgres_url.rsplit_once('/').unwrap().1;
+            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut connection)
+                .await
+                .unwrap();
         });
     }
 
