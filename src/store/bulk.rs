@@ -191,7 +191,13 @@ impl Store {
             Store::Sqlite(pool) => {
                 let mut connection = pool.acquire().await?;
                 with_raw(&mut connection, |connection| {
-                    Prepared::new(connection, sql)?.query_map(&as_params(values), |row| map(row))
+                    let rows = Prepared::new(connection, sql)?
+                        .query_map(&as_params(values), |row| map(row))?;
+                    // The pages this read cached would stay resident while the connection
+                    // idles in the pool, up to `cache_size` (16 MiB) each; a bulk read is
+                    // a scan, so the next one gains little from them (issue #7: memory).
+                    connection.execute_batch("PRAGMA shrink_memory")?;
+                    Ok(rows)
                 })
                 .await
             }
