@@ -191,13 +191,16 @@ impl Store {
             Store::Sqlite(pool) => {
                 let mut connection = pool.acquire().await?;
                 with_raw(&mut connection, |connection| {
-                    let rows = Prepared::new(connection, sql)?
-                        .query_map(&as_params(values), |row| map(row))?;
+                    let rows = Prepared::new(connection, sql)
+                        .and_then(|mut read| read.query_map(&as_params(values), |row| map(row)));
                     // The pages this read cached would stay resident while the connection
                     // idles in the pool, up to `cache_size` (16 MiB) each; a bulk read is
                     // a scan, so the next one gains little from them (issue #7: memory).
-                    connection.execute_batch("PRAGMA shrink_memory")?;
-                    Ok(rows)
+                    // Freeing them only saves memory: its failure never costs the read.
+                    if let Err(error) = connection.execute_batch("PRAGMA shrink_memory") {
+                        tracing::debug!(%error, "could not free a connection's page cache");
+                    }
+                    rows
                 })
                 .await
             }

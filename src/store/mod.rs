@@ -534,6 +534,16 @@ mod tests {
                 )
                 .await;
                 assert!(again.is_err(), "{url}: the key still holds");
+                let orphan = execute(
+                    &store,
+                    "INSERT INTO payment_result VALUES (9, 1, 'E4', 'paid', 1, NULL, NULL, NULL, 'applied')",
+                )
+                .await;
+                assert!(orphan.is_err(), "{url}: the foreign key still holds");
+                if url.starts_with("sqlite") {
+                    let rowid = execute(&store, "SELECT rowid FROM payment_result").await;
+                    assert!(rowid.is_err(), "a WITHOUT ROWID table has no rowid");
+                }
                 store.close().await;
             }
             use sqlx::Connection as _;

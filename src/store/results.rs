@@ -647,8 +647,9 @@ impl StoreTx {
         ];
         if let StoreTx::Sqlite(transaction) = self {
             // Bound straight from the lines (no row of owned values in between), many
-            // rows per statement: each statement's own cost (cursors opened on the
-            // table and both indexes, halt, reset) is paid once per chunk.
+            // rows per statement: each statement's own cost (a cursor opened on the
+            // table, clustered by its key since migration 0006; halt, reset) is paid
+            // once per chunk.
             let statement = |rows: usize| {
                 let values = (0..rows)
                     .map(|row| {
