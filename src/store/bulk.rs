@@ -11,7 +11,7 @@ use crate::store::copy_out::{copy_out_mapped, copy_statement};
 use crate::store::raw_sqlite::{with_raw, Prepared};
 use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
-use crate::store::{Store, StoreResult, StoreTx};
+use crate::store::{Store, StoreResult, StoreTx, SQLITE_FREE_PAGE_CACHE};
 use rusqlite::ToSql;
 use sqlx::Database;
 
@@ -193,11 +193,8 @@ impl Store {
                 with_raw(&mut connection, |connection| {
                     let rows = Prepared::new(connection, sql)
                         .and_then(|mut read| read.query_map(&as_params(values), |row| map(row)));
-                    // The pages this read cached would stay resident while the connection
-                    // idles in the pool, up to `cache_size` (16 MiB) each; a bulk read is
-                    // a scan, so the next one gains little from them (issue #7: memory).
-                    // Freeing them only saves memory: its failure never costs the read.
-                    if let Err(error) = connection.execute_batch("PRAGMA shrink_memory") {
+                    // Freeing the cache only saves memory: its failure never costs the read.
+                    if let Err(error) = connection.execute_batch(SQLITE_FREE_PAGE_CACHE) {
                         tracing::debug!(%error, "could not free a connection's page cache");
                     }
                     rows

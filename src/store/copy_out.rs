@@ -423,30 +423,16 @@ mod tests {
     /// `DISBURSE_TEST_PG`) in a database of its own.
     #[test]
     fn a_copy_refused_before_its_first_row_leaves_the_pool_in_step() {
+        use crate::store::test_postgres::TestPostgres;
         use crate::store::Store;
-        use sqlx::Connection as _;
-        let admin = std::env::var("DISBURSE_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("disburse_copy_out_{}", std::process::id());
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            let store = Store::connect(&url).await.unwrap();
+            let database = TestPostgres::create("copy_out").await;
+            let url = &database.url;
+            let store = Store::connect(url).await.unwrap();
             for round in 0..12 {
                 let refused = store
                     .fetch_mapped(
@@ -468,10 +454,6 @@ mod tests {
                 assert_eq!(store.table_row_count("run").await.unwrap(), 0);
             }
             store.close().await;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
         });
     }
 

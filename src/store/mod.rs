@@ -17,6 +17,8 @@ mod raw_sqlite;
 mod results;
 mod runs;
 mod service;
+#[cfg(test)]
+pub(crate) mod test_postgres;
 pub mod values;
 
 pub use bulk::ANALYZE_AFTER_ROWS;
@@ -47,6 +49,12 @@ pub const IMPORT_BATCH_ROWS: usize = 10_000;
 
 /// How long a writer waits for SQLite's lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// Frees a SQLite connection's page cache before it goes back to the pool. An idle pool
+/// connection keeps its cache (up to `cache_size`, 16 MiB) until used again, and a
+/// read-ahead, a grouped scan or a bulk read fills it with pages the next read gains
+/// little from (issue #7: peak memory).
+const SQLITE_FREE_PAGE_CACHE: &str = "PRAGMA shrink_memory";
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -249,12 +257,11 @@ impl StoreTx {
         Ok(())
     }
 
-    /// On SQLite, frees this connection's page cache before it goes back to the pool:
-    /// a pool connection keeps its cache (16 MiB) while idle, and a read-ahead or a
-    /// grouped scan fills it (issue #7: peak memory). Nothing to do on PostgreSQL.
+    /// On SQLite, frees this connection's page cache (`SQLITE_FREE_PAGE_CACHE`).
+    /// Nothing to do on PostgreSQL.
     pub async fn release_cache_memory(&mut self) -> StoreResult<()> {
         if let StoreTx::Sqlite(transaction) = self {
-            sqlx::query("PRAGMA shrink_memory")
+            sqlx::query(SQLITE_FREE_PAGE_CACHE)
                 .execute(&mut **transaction)
                 .await?;
         }
@@ -456,26 +463,6 @@ mod tests {
         }
     }
 
-    /// A fresh database on the test PostgreSQL server (`DISBURSE_TEST_PG` overrides),
-    /// created empty; the caller drops it with `drop_postgres_database`.
-    async fn fresh_postgres_database(label: &str) -> (String, String) {
-        use sqlx::Connection as _;
-        let admin = std::env::var("DISBURSE_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("disburse_{label}_{}", std::process::id());
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::query(&sql).execute(&mut connection).await.unwrap();
-        }
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        (format!("{base}/{name}"), admin)
-    }
-
     /// Migration 0006 drops two indexes no query uses and (SQLite) clusters the result
     /// lines by their key; on both backends, a database that already holds results
     /// keeps every row, and the key still refuses a second line of the same number.
@@ -484,8 +471,8 @@ mod tests {
         block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
-            let (postgres_url, admin) = fresh_postgres_database("migration_0006").await;
-            for url in [sqlite_url, postgres_url.clone()] {
+            let postgres = test_postgres::TestPostgres::create("migration_0006").await;
+            for url in [sqlite_url, postgres.url.clone()] {
                 let migrator = migrated_before(&url, 6).await;
                 let index_sql = if url.starts_with("sqlite") {
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('payment_household', 'payment_result_e2e')"
@@ -546,13 +533,6 @@ mod tests {
                 }
                 store.close().await;
             }
-            use sqlx::Connection as _;
-            let name = postgres_url.rsplit_once('/').unwrap().1;
-            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
         });
     }
 
