@@ -97,12 +97,8 @@ async fn timed<T>(
 pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow::Result<String> {
     let mut figures = Vec::new();
     fresh_dir(out)?;
-    let roster = out.join("roster.csv");
-    timed(&mut figures, "generate roster", |_| households, async {
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&roster)?);
-        RosterGenerator::new(7).stream_roster(&mut file, households, "2026-01")?;
-        file.flush()?;
-        Ok(())
+    let roster = timed(&mut figures, "generate roster", |_| households, async {
+        write_roster(households, out)
     })
     .await?;
     let imported = timed(
@@ -200,6 +196,16 @@ pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow
         outcome.difference
     );
     write_figures(&figures, households, store.backend_name(), out)
+}
+
+/// `OUT/roster.csv`: `households` generated households, the benchmark's (seed 7).
+pub fn write_roster(households: u64, out: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let roster = out.join("roster.csv");
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&roster)?);
+    RosterGenerator::new(7).stream_roster(&mut file, households, "2026-01")?;
+    file.flush()?;
+    Ok(roster)
 }
 
 /// `--formats-only`: the bank-file work of an export alone, on generated payments and

@@ -60,6 +60,57 @@ pub enum Command {
     Token(TokenCommand),
     /// Benchmark: the whole month on N generated households, stage by stage.
     Bench(BenchArgs),
+    /// A month split into scopes for several workers on one database (issue #7).
+    #[command(subcommand)]
+    Work(WorkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkCommand {
+    /// Plan a month: one work item and reserved run number per region prefix.
+    Plan(WorkPlanArgs),
+    /// Be one worker: compute planned scopes, export approved ones, until none is left.
+    Run(WorkRunArgs),
+    /// The month's work items: step, holder, lease, attempts, last error.
+    List(WorkListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkPlanArgs {
+    #[arg(long)]
+    pub month: String,
+    #[arg(long, default_value = "dibao")]
+    pub programme: String,
+    /// Region code prefixes, comma-separated, none a prefix of another (e.g. 11,12,13).
+    #[arg(long)]
+    pub regions: String,
+    /// Day the banks credit households; default the configured pay day of the month.
+    #[arg(long)]
+    pub pay_date: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkRunArgs {
+    /// Each exported run's files go to OUT/<run id>/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Signing key; default the configured one.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The worker's name in leases; default host name and process id.
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// How long a claimed item is this worker's; longer than its longest step.
+    #[arg(long, default_value_t = 900)]
+    pub lease_seconds: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkListArgs {
+    #[arg(long)]
+    pub month: String,
+    #[arg(long, default_value = "dibao")]
+    pub programme: String,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +124,10 @@ pub struct BenchArgs {
     /// payments, without a database; writes payments.csv for scripts/sepaxml_bench.py.
     #[arg(long)]
     pub formats_only: bool,
+    /// Only write OUT/roster.csv of N generated households (for scripts that import it,
+    /// such as scripts/pg_national_bench.sh).
+    #[arg(long, conflicts_with = "formats_only")]
+    pub roster_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use crate::imports::{
     scan, ParsedRow, ParsedRows, RowOutcome, ScanReport, ROW_ERRORS_REPORTED_MAX,
 };
 use crate::store::values::*;
-use crate::store::{row_key, ImportRow, StoreTx, IMPORT_BATCH_ROWS};
+use crate::store::{row_key, ImportRow, StoreTx, TxLock, IMPORT_BATCH_ROWS};
 use anyhow::Context as _;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -233,6 +233,10 @@ pub async fn import_file<T: 'static>(
         .map(|w| format!("{}:{w}", path.display()))
         .collect();
     let mut transaction = store.begin().await?;
+    // Before anything else, so runs computing now finish on the inputs they started
+    // with, and import ids are given in commit order (a roster generation, the largest
+    // id, then names one set of inputs: the shared values are kept by it).
+    transaction.lock(TxLock::Inputs).await?;
     let cross_errors = check_decisions_against_store(&mut transaction, &decisions).await?;
     if !cross_errors.is_empty() {
         transaction.rollback().await?;

@@ -8,6 +8,7 @@ pub mod import;
 pub mod key_repeats;
 pub mod results;
 pub mod run;
+pub mod work;
 
 use crate::cli::args::{Cli, Command, ImportCommand};
 use crate::store::Store;
@@ -228,6 +229,11 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             results::returns_ingest(context, args).await
         }
         Command::Reconcile(args) => results::reconcile(context, args).await,
+        Command::Bench(args) if args.roster_only => {
+            let roster = crate::bench::write_roster(args.households, &args.out)?;
+            println!("{} households in {}", args.households, roster.display());
+            Ok(())
+        }
         Command::Bench(args) if args.formats_only => {
             println!(
                 "{}",
@@ -258,6 +264,7 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             println!("{}", outcome?);
             Ok(())
         }
+        Command::Work(command) => work::work_command(context, command).await,
         Command::Serve(args) => crate::service::serve(context, &args).await,
         Command::Token(args::TokenCommand::Create(args)) => {
             crate::service::token_create(context, &args).await

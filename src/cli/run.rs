@@ -117,12 +117,7 @@ async fn create(context: &Context, args: RunCreateArgs) -> anyhow::Result<()> {
     let config = context.config()?;
     let month = Month::parse(&args.month)
         .map_err(|e| Refusal::message(format!("--month {:?}: {e}", args.month)))?;
-    let pay_date = match &args.pay_date {
-        Some(text) => {
-            parse_date(text).map_err(|e| Refusal::message(format!("--pay-date {text:?}: {e}")))?
-        }
-        None => month.first_day().with_day_of_month(config.run.pay_day),
-    };
+    let pay_date = pay_date_of(args.pay_date.as_deref(), month, &config)?;
     let request = CreateRunRequest {
         programme: args.programme,
         month,
@@ -130,6 +125,7 @@ async fn create(context: &Context, args: RunCreateArgs) -> anyhow::Result<()> {
         pay_date,
         user: context.user.clone(),
         now_text: context.now_text()?,
+        reserved_run_no: None,
     };
     let run = create_run(context.store().await?, &config, &request).await?;
     let flags = context.store().await?.run_flag_counts(&run.run_id).await?;
@@ -146,6 +142,20 @@ async fn create(context: &Context, args: RunCreateArgs) -> anyhow::Result<()> {
         serde_json::json!({"run_id": run.run_id, "run": run, "flags": flags}),
     );
     Ok(())
+}
+
+/// `--pay-date`, or the configured pay day of the month.
+pub(crate) fn pay_date_of(
+    text: Option<&str>,
+    month: Month,
+    config: &crate::config::Config,
+) -> Result<chrono::NaiveDate, Refusal> {
+    match text {
+        Some(text) => {
+            parse_date(text).map_err(|e| Refusal::message(format!("--pay-date {text:?}: {e}")))
+        }
+        None => Ok(month.first_day().with_day_of_month(config.run.pay_day)),
+    }
 }
 
 trait WithDay {

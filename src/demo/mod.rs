@@ -184,6 +184,7 @@ pub(crate) async fn create_demo_run(
             .context("pay_day is 1..=28")?,
         user: OPERATOR.to_string(),
         now_text: now.to_string(),
+        reserved_run_no: None,
     };
     create_run(store, config, &request).await
 }

@@ -280,9 +280,13 @@ pub async fn cancel_run(
     let mut transaction = store.begin().await?;
     // Wait for an export in flight (it holds this lock while it writes files), so a
     // run is never cancelled between its files appearing and its export being recorded.
-    transaction.lock(crate::store::TxLock::RunExport).await?;
+    transaction.lock_run(run.run_no).await?;
     transaction
         .cancel_run(run_id, actor.user, actor.now_text, reason)
+        .await?;
+    // A planned scope whose run is cancelled is no longer anyone's work (plan it again).
+    transaction
+        .cancel_work_of_run_no(run.run_no, actor.now_text)
         .await?;
     transaction
         .append_audit(actor.now_text, actor.user, "run.cancel", run_id, reason)

@@ -10,7 +10,9 @@ use crate::policy::calc::{apply_holds, compute, HouseholdMonth, PriorLine};
 use crate::policy::flag;
 use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
 use crate::store::values::{content_sha256, decision_values, household_values};
-use crate::store::{HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock};
+use crate::store::{
+    HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock, WorkItem, WorkStep,
+};
 use chrono::NaiveDate;
 use ring::digest::{Context, SHA256};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +29,9 @@ pub struct CreateRunRequest {
     pub pay_date: NaiveDate,
     pub user: String,
     pub now_text: String,
+    /// The run number a planned month reserved for this scope (`work plan`); `None`
+    /// takes the next one.
+    pub reserved_run_no: Option<i64>,
 }
 
 /// Cross-household facts for flags (P15 and shared accounts or ID numbers).
@@ -46,10 +51,32 @@ pub async fn create_run(
 ) -> anyhow::Result<RunRecord> {
     check_request(request)?;
     let mut transaction = store.begin().await?;
-    transaction.lock(TxLock::RunCreate).await?;
+    // Lock order, the same in every writer: inputs, run number, scope, audit.
+    transaction.lock_shared(TxLock::Inputs).await?;
+    if request.reserved_run_no.is_none() {
+        transaction.lock(TxLock::RunNumber).await?;
+    }
+    transaction.lock_scope(&request.scope).await?;
+    let run_no = match request.reserved_run_no {
+        Some(reserved) => {
+            check_reservation(&mut transaction, request, reserved).await?;
+            // A worker that took over an expired lease finds the run its predecessor
+            // committed, and leaves it as it is.
+            if let Some(run) = store.run(&run_id(request.month, reserved)).await? {
+                transaction.rollback().await?;
+                return Ok(run);
+            }
+            refuse_unless_computing(item_step(&mut transaction, reserved).await?, reserved)?;
+            reserved
+        }
+        None => {
+            let planned = transaction.open_work_items(&request.programme).await?;
+            refuse_planned(&planned, request)?;
+            transaction.next_run_no().await?
+        }
+    };
     let standing = transaction.standing_runs(&request.programme).await?;
     refuse_overlap(&standing, request)?;
-    let run_no = transaction.next_run_no().await?;
     anyhow::ensure!(run_no <= RUN_NO_MAX, "run numbers exhausted ({RUN_NO_MAX})");
     let run_id = run_id(request.month, run_no);
     let pay_date = request.pay_date.to_string();
@@ -65,8 +92,15 @@ pub async fn create_run(
             &request.now_text,
         )
         .await?;
-    // The reader starts at once: its first job, one of the two grouped scans for the
-    // shared flags, runs beside the other on this transaction (a core each).
+    // The shared values are the whole roster's, found once per month and import
+    // (issue #7: a national month's scopes would otherwise each scan every household).
+    let generation = transaction.roster_generation().await?;
+    let cached = transaction
+        .cached_shared_values(request.month, generation)
+        .await?;
+    // The reader starts at once: unless the shared values are known, its first job is
+    // one of the two grouped scans for them, beside the other on this transaction (a
+    // core each).
     let (id_numbers_sender, id_numbers_receiver) = tokio::sync::oneshot::channel();
     let (chunk_sender, chunk_receiver) = tokio::sync::mpsc::channel(CHUNKS_READ_AHEAD);
     let reader = tokio::spawn(read_ahead(
@@ -76,19 +110,28 @@ pub async fn create_run(
             month: request.month,
             scope: request.scope.clone(),
         },
-        id_numbers_sender,
+        cached.is_none().then_some(id_numbers_sender),
         chunk_sender,
     ));
     // Stops the reader if this fails early (it would otherwise read on unheard).
     let _abort_reader = AbortOnDrop(reader.abort_handle());
-    let accounts = transaction
-        .shared_values("account_number", request.month)
-        .await?;
-    let id_numbers = match id_numbers_receiver.await {
-        Ok(id_numbers) => id_numbers?,
-        Err(_) => {
-            reader.await??;
-            anyhow::bail!("the run's reader stopped before it read anything");
+    let (accounts, id_numbers) = match cached {
+        Some(values) => values,
+        None => {
+            let accounts = transaction
+                .shared_values("account_number", request.month)
+                .await?;
+            let id_numbers = match id_numbers_receiver.await {
+                Ok(id_numbers) => id_numbers?,
+                Err(_) => {
+                    reader.await??;
+                    anyhow::bail!("the run's reader stopped before it read anything");
+                }
+            };
+            transaction
+                .keep_shared_values(request.month, generation, &accounts, &id_numbers)
+                .await?;
+            (accounts, id_numbers)
         }
     };
     let facts = SharedFacts {
@@ -200,6 +243,67 @@ fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
         return Err(Refusal::message(format!(
             "--programme {:?}: only dibao has a calculation yet (P12)",
             request.programme
+        )));
+    }
+    Ok(())
+}
+
+/// A reserved run number belongs to the work item of this programme, month and scope.
+async fn check_reservation(
+    transaction: &mut StoreTx,
+    request: &CreateRunRequest,
+    reserved: i64,
+) -> anyhow::Result<()> {
+    let item = transaction.work_item_of_run_no(reserved).await?;
+    let matches = item.as_ref().is_some_and(|item| {
+        item.programme == request.programme
+            && item.month == request.month.to_string()
+            && item.scope == request.scope
+    });
+    if !matches {
+        return Err(Refusal::message(format!(
+            "run number {reserved} is not reserved for {} {} scope {}",
+            request.programme,
+            request.month,
+            scope_label(&request.scope)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+async fn item_step(transaction: &mut StoreTx, run_no: i64) -> anyhow::Result<String> {
+    let item = transaction.work_item_of_run_no(run_no).await?;
+    Ok(item.map(|item| item.step).unwrap_or_default())
+}
+
+/// A reservation is used once, by the item still waiting to be computed (not by one
+/// that failed or was cancelled).
+fn refuse_unless_computing(step: String, reserved: i64) -> Result<(), Refusal> {
+    if step != WorkStep::Compute.as_str() {
+        return Err(Refusal::message(format!(
+            "run number {reserved}: its work item is {step}, not waiting to be computed"
+        )));
+    }
+    Ok(())
+}
+
+/// A scope planned for workers (`work plan`) is theirs: a run created by hand for an
+/// overlapping scope of the same month would pay its households twice.
+fn refuse_planned(planned: &[WorkItem], request: &CreateRunRequest) -> Result<(), Refusal> {
+    let month = request.month.to_string();
+    let overlapping = planned.iter().find(|item| {
+        item.month == month
+            && (item.scope.starts_with(&request.scope) || request.scope.starts_with(&item.scope))
+    });
+    if let Some(item) = overlapping {
+        return Err(Refusal::message(format!(
+            "{} {} scope {} is planned for workers (work item {}, run number {}): leave it to `disburse work run`",
+            request.programme,
+            request.month,
+            scope_label(&item.scope),
+            item.work_id,
+            item.run_no
         )));
     }
     Ok(())
@@ -413,8 +517,8 @@ struct ChunkInputs {
     history: HashMap<String, Vec<(String, PriorLine)>>,
 }
 
-/// The reading side of run creation, on a read transaction of its own: first the
-/// ID numbers several households share (sent on `id_numbers`), then every chunk in
+/// The reading side of run creation, on a read transaction of its own: first, when
+/// asked, the ID numbers several households share (sent on `id_numbers`), then every chunk in
 /// household order (sent on `chunks`, so reading chunk k+1 overlaps computing and
 /// writing chunk k; the reads were a third of compute's time at 1M households).
 /// Ends with the roster, at the first error (sent on), or when no one listens.
@@ -423,14 +527,16 @@ struct ChunkInputs {
 async fn read_ahead(
     store: Store,
     query: ChunkQuery,
-    id_numbers: tokio::sync::oneshot::Sender<anyhow::Result<HashSet<String>>>,
+    id_numbers: Option<tokio::sync::oneshot::Sender<anyhow::Result<HashSet<String>>>>,
     chunks: tokio::sync::mpsc::Sender<anyhow::Result<ChunkInputs>>,
 ) -> anyhow::Result<()> {
     let mut reader = store.begin_read().await?;
-    let shared = reader.shared_values("head_id_number", query.month).await;
-    let failed = shared.is_err();
-    if id_numbers.send(shared.map_err(Into::into)).is_err() || failed {
-        return Ok(());
+    if let Some(id_numbers) = id_numbers {
+        let shared = reader.shared_values("head_id_number", query.month).await;
+        let failed = shared.is_err();
+        if id_numbers.send(shared.map_err(Into::into)).is_err() || failed {
+            return Ok(());
+        }
     }
     let mut after = String::new();
     loop {

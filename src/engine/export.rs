@@ -32,7 +32,7 @@ use crate::export::verify::{MANIFEST, MANIFEST_SIGNATURE};
 use crate::formats::{load_builtin, Layout};
 use crate::run::{next_state, RunEvent, RunState};
 use crate::sign::{sha256_hex, SigningKey, VerifyingKey};
-use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx, TxLock};
+use crate::store::{BatchRecord, PaymentRecord, RunRecord, Store, StoreTx};
 use anyhow::Context as _;
 use compact_str::CompactString;
 use std::collections::VecDeque;
@@ -91,7 +91,7 @@ pub async fn export_run(
         );
     }
     let mut transaction = store.begin().await?;
-    transaction.lock(TxLock::RunExport).await?;
+    transaction.lock_run(run.run_no).await?;
     let mut kept = KeptBatches {
         staged: StagedFiles::new(request.out_dir)?,
         manifest_files: vec![None; plan.len()],

@@ -6,6 +6,7 @@ pub mod create_run;
 pub mod export;
 pub mod ingest;
 pub mod reconcile;
+pub mod work;
 
 pub use crate::cli::Refusal;
 

@@ -175,6 +175,7 @@ async fn create(
         pay_date,
         user: who.user,
         now_text: now_text()?,
+        reserved_run_no: None,
     };
     let run = create_run(&state.store, &state.config, &request).await?;
     Ok((

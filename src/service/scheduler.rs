@@ -154,6 +154,7 @@ async fn create_if_absent(
             .expect("pay_day is 1..=28"),
         user: SCHEDULER_USER.to_string(),
         now_text: now_text.to_string(),
+        reserved_run_no: None,
     };
     match create_run(store, config, &request).await {
         Ok(run) => {

@@ -20,6 +20,7 @@ mod service;
 #[cfg(test)]
 pub(crate) mod test_postgres;
 pub mod values;
+mod work;
 
 pub use bulk::ANALYZE_AFTER_ROWS;
 pub use export::{BatchRecord, PaymentRecord};
@@ -30,6 +31,7 @@ pub use results::{
 };
 pub use runs::{ApproverRecord, GroupTotal, PlaceTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
+pub use work::{WorkItem, WorkStep};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -268,12 +270,71 @@ impl StoreTx {
         Ok(())
     }
 
-    /// On PostgreSQL, serialises writers of one kind (run creation, audit appends) for
-    /// the rest of the transaction. SQLite's `BEGIN IMMEDIATE` already serialises.
+    /// On PostgreSQL, serialises writers of one kind (run numbers, audit appends, result
+    /// ingests, roster writes) for the rest of the transaction. SQLite's `BEGIN
+    /// IMMEDIATE` already serialises every writer.
     pub async fn lock(&mut self, lock: TxLock) -> StoreResult<()> {
+        self.advisory_lock("SELECT pg_advisory_xact_lock($1)", lock as i64)
+            .await
+    }
+
+    /// On PostgreSQL, takes `lock` shared for the rest of the transaction: holders of the
+    /// shared lock run side by side and keep out the one holding it exclusively.
+    pub async fn lock_shared(&mut self, lock: TxLock) -> StoreResult<()> {
+        self.advisory_lock("SELECT pg_advisory_xact_lock_shared($1)", lock as i64)
+            .await
+    }
+
+    async fn advisory_lock(&mut self, sql: &str, key: i64) -> StoreResult<()> {
         if let StoreTx::Postgres(transaction) = self {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(lock as i64)
+            sqlx::query(sql)
+                .bind(key)
+                .execute(&mut **transaction)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, locks a region scope against every overlapping scope for the rest
+    /// of the transaction (issue #7: scopes computed side by side). Scopes overlap when
+    /// one is a prefix of the other, so the scope itself is taken exclusively and each
+    /// of its proper prefixes shared, shortest first: "1101" and "11" meet at "11"
+    /// (shared against exclusive), "1101" and "1102" only share. Every holder takes its
+    /// keys in the same order (by length along one chain of prefixes), so no two wait
+    /// for each other in a cycle.
+    pub async fn lock_scope(&mut self, scope: &str) -> StoreResult<()> {
+        assert!(
+            scope.len() <= SCOPE_DIGITS_MAX && scope.bytes().all(|b| b.is_ascii_digit()),
+            "a scope is a region prefix of up to {SCOPE_DIGITS_MAX} digits"
+        );
+        for length in 0..scope.len() {
+            let key = scope_lock_key(&scope[..length]);
+            self.two_key_lock("SELECT pg_advisory_xact_lock_shared($1, $2)", key)
+                .await?;
+        }
+        self.two_key_lock(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            scope_lock_key(scope),
+        )
+        .await
+    }
+
+    /// On PostgreSQL, serialises the writers of one run (its export and its
+    /// cancellation) for the rest of the transaction; other runs go on beside it.
+    pub async fn lock_run(&mut self, run_no: i64) -> StoreResult<()> {
+        let run_key = i32::try_from(run_no).expect("run numbers fit RUN_NO_MAX");
+        self.two_key_lock(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            (RUN_LOCK_CLASS, run_key),
+        )
+        .await
+    }
+
+    async fn two_key_lock(&mut self, sql: &str, (class, key): (i32, i32)) -> StoreResult<()> {
+        if let StoreTx::Postgres(transaction) = self {
+            sqlx::query(sql)
+                .bind(class)
+                .bind(key)
                 .execute(&mut **transaction)
                 .await?;
         }
@@ -281,15 +342,40 @@ impl StoreTx {
     }
 }
 
-/// Named advisory locks (PostgreSQL).
+/// Digits of the longest region scope (a county's code).
+pub const SCOPE_DIGITS_MAX: usize = 6;
+
+/// First key of the two-key advisory locks on one scope ("dsc") and on one run ("drn").
+/// PostgreSQL keeps two-key locks apart from the one-key locks of `TxLock`.
+const SCOPE_LOCK_CLASS: i32 = 0x0064_7363;
+const RUN_LOCK_CLASS: i32 = 0x0064_726e;
+
+/// The two keys of a scope's lock: the length and the digits, so "01" and "1" differ.
+fn scope_lock_key(scope: &str) -> (i32, i32) {
+    let digits: i32 = if scope.is_empty() {
+        0
+    } else {
+        scope.parse().expect("a scope is digits")
+    };
+    let length = i32::try_from(scope.len()).expect("a scope is short");
+    (SCOPE_LOCK_CLASS, length * 1_000_000 + digits)
+}
+
+/// Named advisory locks (PostgreSQL), one key each.
 #[derive(Clone, Copy, Debug)]
 #[repr(i64)]
 pub enum TxLock {
     AuditAppend = 0x6469_7362_0001,
-    RunCreate = 0x6469_7362_0002,
-    RunExport = 0x6469_7362_0003,
+    /// Run numbers: a run created by hand takes the next number, and a month planned
+    /// for workers reserves one per scope; both read the largest so far.
+    RunNumber = 0x6469_7362_0002,
     /// Result files: two ingests answering one payment must not both read its old state.
     Ingest = 0x6469_7362_0004,
+    /// The imported inputs: run creation holds it shared (runs of other scopes compute
+    /// side by side, all on the same inputs), an import exclusively. So no household
+    /// moves between scopes while runs are being computed, and a household is in at
+    /// most one of the runs that compute at once (`paid_in_other_run` sees the rest).
+    Inputs = 0x6469_7362_0005,
 }
 
 /// SQLite must report `wal` and `synchronous=2` (FULL).
@@ -329,14 +415,7 @@ pub fn check_postgres_durability(fsync: &str, synchronous_commit: &str) -> Store
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_on(test: impl std::future::Future<Output = ()>) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(test);
-    }
+    use crate::store::test_postgres::block_on;
 
     /// After `close`, the database file alone holds every commit: a copy of it made
     /// without its `-wal` file opens with the rows written before the close.

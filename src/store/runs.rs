@@ -273,9 +273,13 @@ impl StoreTx {
         Ok(rows)
     }
 
+    /// The number after every run's and every work item's reservation (issue #7: a
+    /// planned month reserves one per scope). Callers hold `TxLock::RunNumber`.
     pub async fn next_run_no(&mut self) -> StoreResult<i64> {
+        let sql = "SELECT MAX(n) FROM (SELECT MAX(run_no) AS n FROM run \
+                   UNION ALL SELECT MAX(run_no) AS n FROM work_item) AS taken";
         let max: Option<i64> = with_tx!(self, conn, Db => {
-            sqlx::query_scalar("SELECT MAX(run_no) FROM run").fetch_one(&mut *conn).await?
+            sqlx::query_scalar(sql).fetch_one(&mut *conn).await?
         });
         Ok(max.unwrap_or(0) + 1)
     }

@@ -1,7 +1,17 @@
 //! Tests only: a fresh database on the real PostgreSQL server (127.0.0.1:5432, or
-//! `DISBURSE_TEST_PG`), dropped when the value is, so a failed test leaves none behind.
+//! `DISBURSE_TEST_PG`), dropped when the value is, so a failed test leaves none behind;
+//! and `block_on`, the runtime the store's tests run on.
 
 use sqlx::Connection as _;
+
+/// Runs a test's future on a runtime of its own.
+pub(crate) fn block_on(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
 
 /// The server's admin URL for tests.
 fn admin_url() -> String {

@@ -9,8 +9,6 @@
 
 use crate::support::*;
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::Output;
@@ -71,13 +69,7 @@ impl Scenario {
         let inputs = inputs();
         db.write("roster.csv", &inputs.roster);
         for (name, bytes) in &inputs.keys {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(db.path(name))
-                .unwrap();
-            file.write_all(bytes).unwrap();
+            write_private(&db, name, bytes);
         }
         assert_exit(
             &db.run(&["approver", "add", "li", "--public-key", "li.pem.pub.pem"]),

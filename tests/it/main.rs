@@ -12,3 +12,4 @@ mod runs;
 mod service;
 mod support;
 mod tamper;
+mod work;

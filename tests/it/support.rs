@@ -168,6 +168,19 @@ pub fn assert_exit(output: &Output, code: i32) {
     );
 }
 
+/// Writes a new file readable by its owner only (mode 0600), as key files must be.
+pub fn write_private(db: &TestDb, name: &str, bytes: &[u8]) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db.path(name))
+        .expect("a new private file");
+    file.write_all(bytes).expect("write a private file");
+}
+
 /// Generates an Ed25519 key pair `NAME.pem` (0600) and `NAME.pem.pub.pem` in the test's
 /// directory, through the binary.
 pub fn generate_key(db: &TestDb, name: &str) -> PathBuf {

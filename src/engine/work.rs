@@ -1,0 +1,338 @@
+//! The national month (issue #7): `work plan` splits a month into scopes (region
+//! prefixes) and reserves a run number for each; `work run` is one worker, and any
+//! number of them on any number of machines share one PostgreSQL: each claims an item
+//! under a lease, computes its run, and once the approvers have approved it, exports it.
+//!
+//! **Invariants:** the planned scopes of a month never overlap each other, a standing
+//! run, or another open plan, so no household is in two of them. A scope's run number
+//! is fixed when it is planned, so a worker that takes over an item whose worker died
+//! computes the same run (same id, same lines, same digest) or finds it committed and
+//! leaves it as it is; an export that is repeated writes the same bytes. A worker only
+//! moves an item it holds, and only forward: compute → approve → done, or failed with
+//! the reason, or cancelled with its run.
+
+use crate::config::Config;
+use crate::domain::month::Month;
+use crate::engine::create_run::{create_run, scope_label, CreateRunRequest};
+use crate::engine::export::{export_run, ExportRequest};
+use crate::engine::Refusal;
+use crate::store::{Store, WorkItem, WorkStep, SCOPE_DIGITS_MAX};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::path::{Path, PathBuf};
+
+/// Scopes one plan may hold: a country's counties number about 2,900.
+pub const PLAN_SCOPES_MAX: usize = 5_000;
+
+/// Claims of one item's step before the item is marked failed: an error that is not a
+/// refusal (the database went away, the disk filled) is retried by the next claim, but
+/// not forever.
+pub const WORK_ATTEMPTS_MAX: i64 = 3;
+
+/// A month to plan.
+pub struct PlanRequest {
+    pub programme: String,
+    pub month: Month,
+    pub scopes: Vec<String>,
+    pub pay_date: NaiveDate,
+    pub user: String,
+    pub now_text: String,
+}
+
+/// Plans the month: one work item per scope, each with its reserved run number, in one
+/// transaction with its audit entry. Refuses scopes that overlap one another, a run
+/// that stands for the month, or an open plan.
+pub async fn plan_month(store: &Store, request: &PlanRequest) -> anyhow::Result<Vec<WorkItem>> {
+    check_scopes(&request.scopes)?;
+    let mut transaction = store.begin().await?;
+    transaction.lock(crate::store::TxLock::RunNumber).await?;
+    let month_text = request.month.to_string();
+    for run in transaction.standing_runs(&request.programme).await? {
+        if let Some(scope) = overlapping(&request.scopes, &run.scope) {
+            if run.month >= request.month {
+                return Err(Refusal::message(format!(
+                    "scope {} overlaps run {} ({} scope {}): cancel it first, or plan other scopes",
+                    scope_label(scope),
+                    run.run_id,
+                    run.month,
+                    scope_label(&run.scope)
+                ))
+                .into());
+            }
+        }
+    }
+    for item in transaction.open_work_items(&request.programme).await? {
+        // An earlier month's item already computed stands as its run does; one not yet
+        // computed would be computed after this month's (months go in order).
+        let blocks = item.month >= month_text || item.step == WorkStep::Compute.as_str();
+        if let Some(scope) = overlapping(&request.scopes, &item.scope).filter(|_| blocks) {
+            return Err(Refusal::message(format!(
+                "scope {} overlaps work item {} ({} scope {}, {}): finish or cancel it first",
+                scope_label(scope),
+                item.work_id,
+                item.month,
+                scope_label(&item.scope),
+                item.step
+            ))
+            .into());
+        }
+    }
+    let first_run_no = transaction.next_run_no().await?;
+    let pay_date = request.pay_date.to_string();
+    for (offset, scope) in request.scopes.iter().enumerate() {
+        let run_no = first_run_no + i64::try_from(offset).expect("scopes are few");
+        anyhow::ensure!(
+            run_no <= crate::run::RUN_NO_MAX,
+            "run numbers exhausted ({})",
+            crate::run::RUN_NO_MAX
+        );
+        transaction
+            .insert_work_item(
+                &request.programme,
+                request.month,
+                scope,
+                &pay_date,
+                run_no,
+                &request.user,
+                &request.now_text,
+            )
+            .await?;
+    }
+    let detail = format!(
+        "month={month_text} pay_date={pay_date} scopes={} run_no={first_run_no}..",
+        request.scopes.join(",")
+    );
+    transaction
+        .append_audit(
+            &request.now_text,
+            &request.user,
+            "work.plan",
+            &request.programme,
+            &detail,
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(store.work_items(&request.programme, request.month).await?)
+}
+
+/// Scopes are region prefixes, at least one, none a prefix of another (the whole
+/// country is the one scope "", alone).
+fn check_scopes(scopes: &[String]) -> Result<(), Refusal> {
+    if scopes.is_empty() || scopes.len() > PLAN_SCOPES_MAX {
+        return Err(Refusal::message(format!(
+            "--regions: 1 to {PLAN_SCOPES_MAX} region prefixes, comma-separated"
+        )));
+    }
+    for scope in scopes {
+        if scope.len() > SCOPE_DIGITS_MAX || !scope.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Refusal::message(format!(
+                "--regions: {scope:?} is not a region prefix of up to {SCOPE_DIGITS_MAX} digits"
+            )));
+        }
+    }
+    let mut sorted: Vec<&String> = scopes.iter().collect();
+    sorted.sort();
+    // Sorted, a prefix comes right before the scopes it covers.
+    for pair in sorted.windows(2) {
+        if pair[1].starts_with(pair[0].as_str()) {
+            return Err(Refusal::message(format!(
+                "--regions: {} and {} overlap (one is a prefix of the other)",
+                scope_label(pair[0]),
+                scope_label(pair[1])
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn overlapping<'a>(scopes: &'a [String], other: &str) -> Option<&'a String> {
+    scopes
+        .iter()
+        .find(|scope| scope.starts_with(other) || other.starts_with(scope.as_str()))
+}
+
+/// One worker's settings.
+pub struct WorkerOptions {
+    /// Names the worker in leases (host and process by default).
+    pub holder: String,
+    pub lease_seconds: i64,
+    /// Each exported run's files go to `<out_dir>/<run_id>/`.
+    pub out_dir: PathBuf,
+    pub key_path: Option<PathBuf>,
+    pub user: String,
+}
+
+/// What one worker did, item by item.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct WorkerReport {
+    pub computed: Vec<String>,
+    pub exported: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Claims and works items until none is left that a worker can take (the rest wait
+/// for approvers or other workers). An item it gives up on (`gives_up`) fails with the
+/// reason and the worker goes on; any other error releases the item for a later claim
+/// and stops the worker with that error, since it is likely to stop the next item too.
+pub async fn run_worker(
+    store: &Store,
+    config: &Config,
+    options: &WorkerOptions,
+    clock: impl Fn() -> anyhow::Result<DateTime<Utc>>,
+) -> anyhow::Result<WorkerReport> {
+    assert!(options.lease_seconds > 0, "a lease lasts a while");
+    let mut report = WorkerReport::default();
+    loop {
+        let now = clock()?;
+        let lease_until = now + chrono::Duration::seconds(options.lease_seconds);
+        let now_text = crate::clock::format_utc(now);
+        let claimed = store
+            .claim_work(
+                &options.holder,
+                &now_text,
+                &crate::clock::format_utc(lease_until),
+            )
+            .await?;
+        let Some(item) = claimed else {
+            return Ok(report);
+        };
+        tracing::info!(work_id = item.work_id, scope = %scope_label(&item.scope), step = %item.step, attempt = item.attempts, "claimed");
+        let outcome = work_item(store, config, options, &item, &now_text).await;
+        let finished_at = crate::clock::format_utc(clock()?);
+        let step = step_of(&item)?;
+        let (step, error) = match &outcome {
+            Ok(next) => (*next, None),
+            Err(error) if gives_up(error, step, item.attempts) => {
+                (WorkStep::Failed, Some(format!("{error:#}")))
+            }
+            Err(error) => (step, Some(format!("{error:#}"))),
+        };
+        let held = store
+            .finish_work(
+                item.work_id,
+                &options.holder,
+                step,
+                error.as_deref(),
+                &finished_at,
+            )
+            .await?;
+        if !held {
+            tracing::warn!(
+                work_id = item.work_id,
+                "lease lost while working: the item's new holder decides"
+            );
+        }
+        let run_id = crate::run::run_id(item_month(&item)?, item.run_no);
+        match (outcome, step) {
+            (Ok(WorkStep::Approve), _) => report.computed.push(run_id),
+            (Ok(_), _) => report.exported.push(run_id),
+            (Err(_), WorkStep::Failed) => report.failed.push(run_id),
+            (Err(error), _) => return Err(error.context(format!("work item {}", item.work_id))),
+        }
+    }
+}
+
+/// A compute refused (an overlapping run stands, the reservation is not this scope's)
+/// stays refused, so its item fails at once. An export refused is most likely the
+/// worker's own setup (its key, its directory), so the item waits for another claim,
+/// like any other error, until its attempts run out.
+fn gives_up(error: &anyhow::Error, step: WorkStep, attempts: i64) -> bool {
+    (error.is::<Refusal>() && step == WorkStep::Compute) || attempts >= WORK_ATTEMPTS_MAX
+}
+
+/// One step of one item; the step the item moves to.
+async fn work_item(
+    store: &Store,
+    config: &Config,
+    options: &WorkerOptions,
+    item: &WorkItem,
+    now_text: &str,
+) -> anyhow::Result<WorkStep> {
+    match step_of(item)? {
+        WorkStep::Compute => {
+            let request = CreateRunRequest {
+                programme: item.programme.clone(),
+                month: item_month(item)?,
+                scope: item.scope.clone(),
+                pay_date: crate::domain::month::parse_date(&item.pay_date)
+                    .map_err(|error| anyhow::anyhow!("work item pay date: {error}"))?,
+                user: options.user.clone(),
+                now_text: now_text.to_string(),
+                reserved_run_no: Some(item.run_no),
+            };
+            create_run(store, config, &request).await?;
+            Ok(WorkStep::Approve)
+        }
+        WorkStep::Approve => {
+            let run_id = crate::run::run_id(item_month(item)?, item.run_no);
+            let out_dir = run_out_dir(&options.out_dir, &run_id);
+            let request = ExportRequest {
+                run_id: &run_id,
+                out_dir: &out_dir,
+                key_path: options.key_path.as_deref(),
+                user: &options.user,
+                now_text,
+            };
+            export_run(store, config, &request).await?;
+            Ok(WorkStep::Done)
+        }
+        other => anyhow::bail!(
+            "work item {} is {}: not a worker's",
+            item.work_id,
+            other.as_str()
+        ),
+    }
+}
+
+fn step_of(item: &WorkItem) -> anyhow::Result<WorkStep> {
+    WorkStep::parse(&item.step)
+        .ok_or_else(|| anyhow::anyhow!("work item {} step {:?}", item.work_id, item.step))
+}
+
+fn item_month(item: &WorkItem) -> anyhow::Result<Month> {
+    Month::parse(&item.month)
+        .map_err(|error| anyhow::anyhow!("work item {} month: {error}", item.work_id))
+}
+
+/// Where a worker writes a run's files.
+pub fn run_out_dir(out_dir: &Path, run_id: &str) -> PathBuf {
+    out_dir.join(run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn plan_scopes_must_not_overlap() {
+        assert!(check_scopes(&scopes(&["1101", "1102", "12"])).is_ok());
+        for bad in [
+            &["11", "1101"][..],
+            &["1101", "110"],
+            &["", "11"],
+            &["11", "11"],
+            &[],
+            &["1a"],
+            &["1234567"],
+        ] {
+            assert!(check_scopes(&scopes(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn overlap_is_a_shared_prefix_either_way() {
+        let planned = scopes(&["1101", "12"]);
+        assert_eq!(
+            overlapping(&planned, "11").map(String::as_str),
+            Some("1101")
+        );
+        assert_eq!(
+            overlapping(&planned, "120101").map(String::as_str),
+            Some("12")
+        );
+        assert_eq!(overlapping(&planned, "1102"), None);
+    }
+}

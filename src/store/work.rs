@@ -1,0 +1,486 @@
+//! The national month's storage (issue #7): work items (one scope of one month, its
+//! reserved run number, its step and the lease of the worker on it) and the month's
+//! shared values (P15 flags), found once per roster generation instead of once per run.
+//!
+//! **Invariants:** a work item is leased to at most one worker at a time: a claim is
+//! one transaction that picks an item nobody holds (or whose lease ran out) and sets
+//! the lease; on PostgreSQL the pick skips rows another claim has locked (`FOR UPDATE
+//! SKIP LOCKED`), so workers never queue behind each other. A step is finished, and a
+//! lease released, only by its holder. Run numbers reserved here are never taken by a
+//! run created by hand (`next_run_no` reads both tables).
+
+use crate::domain::month::Month;
+use crate::store::runs::PlainRow;
+use crate::store::values::SqlValue;
+use crate::store::{with_pool, with_tx, Store, StoreError, StoreResult, StoreTx};
+use std::collections::HashSet;
+
+/// One scope of one month, as planned for workers.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WorkItem {
+    pub work_id: i64,
+    pub programme: String,
+    pub month: String,
+    pub scope: String,
+    pub pay_date: String,
+    pub run_no: i64,
+    pub step: String,
+    pub holder: Option<String>,
+    pub lease_until: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+fn work_item_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<WorkItem> {
+    Ok(WorkItem {
+        work_id: row.int("work_id")?,
+        programme: row.text("programme")?,
+        month: row.text("month")?,
+        scope: row.text("scope")?,
+        pay_date: row.text("pay_date")?,
+        run_no: row.int("run_no")?,
+        step: row.text("step")?,
+        holder: row.opt_text("holder")?,
+        lease_until: row.opt_text("lease_until")?,
+        attempts: row.int("attempts")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// What a work item waits for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkStep {
+    Compute,
+    Approve,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl WorkStep {
+    pub fn parse(text: &str) -> Option<WorkStep> {
+        [
+            WorkStep::Compute,
+            WorkStep::Approve,
+            WorkStep::Done,
+            WorkStep::Failed,
+            WorkStep::Cancelled,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkStep::Compute => "compute",
+            WorkStep::Approve => "approve",
+            WorkStep::Done => "done",
+            WorkStep::Failed => "failed",
+            WorkStep::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Items a worker can take: to compute, or computed and approved (to export), with no
+/// live lease. `$1` is now. An exported run whose item still says approve (its worker
+/// died after the export committed, or someone exported it by hand) is taken too: its
+/// export is repeated, identical, and the item is done.
+const CLAIMABLE: &str = "SELECT w.* FROM work_item w LEFT JOIN run r ON r.run_no = w.run_no \
+     WHERE (w.step = 'compute' OR (w.step = 'approve' AND r.state IN ('approved', 'exported'))) \
+     AND (w.lease_until IS NULL OR w.lease_until <= $1) ORDER BY w.work_id LIMIT 1";
+
+impl Store {
+    /// Leases the first item a worker can take to `holder` until `lease_until`, or
+    /// `None` when there is none.
+    pub async fn claim_work(
+        &self,
+        holder: &str,
+        now: &str,
+        lease_until: &str,
+    ) -> StoreResult<Option<WorkItem>> {
+        let mut transaction = self.begin().await?;
+        let picked = match &mut transaction {
+            StoreTx::Sqlite(transaction) => sqlx::query(CLAIMABLE)
+                .bind(now)
+                .fetch_optional(&mut **transaction)
+                .await?
+                .as_ref()
+                .map(work_item_from_row)
+                .transpose()?,
+            StoreTx::Postgres(transaction) => {
+                let sql = format!("{CLAIMABLE} FOR UPDATE OF w SKIP LOCKED");
+                sqlx::query(&sql)
+                    .bind(now)
+                    .fetch_optional(&mut **transaction)
+                    .await?
+                    .as_ref()
+                    .map(work_item_from_row)
+                    .transpose()?
+            }
+        };
+        let Some(mut item) = picked else {
+            transaction.rollback().await?;
+            return Ok(None);
+        };
+        let sql = "UPDATE work_item SET holder = $1, lease_until = $2, attempts = attempts + 1 WHERE work_id = $3";
+        with_tx!(&mut transaction, conn, Db => {
+            sqlx::query(sql).bind(holder).bind(lease_until).bind(item.work_id).execute(&mut *conn).await?;
+        });
+        transaction.commit().await?;
+        item.holder = Some(holder.to_string());
+        item.lease_until = Some(lease_until.to_string());
+        item.attempts += 1;
+        Ok(Some(item))
+    }
+
+    /// Moves `holder`'s item to `step` (or leaves it at its step, for another claim) and
+    /// releases the lease; `error` is kept for the
+    /// operator. False when `holder` no longer holds it (the lease ran out and another
+    /// worker took it: that worker's outcome stands).
+    pub async fn finish_work(
+        &self,
+        work_id: i64,
+        holder: &str,
+        step: WorkStep,
+        error: Option<&str>,
+        now: &str,
+    ) -> StoreResult<bool> {
+        let finished_at = matches!(
+            step,
+            WorkStep::Done | WorkStep::Failed | WorkStep::Cancelled
+        )
+        .then_some(now);
+        // Attempts count the claims of one step: a new step starts at none.
+        let sql = "UPDATE work_item SET attempts = CASE WHEN step = $1 THEN attempts ELSE 0 END, \
+                   step = $1, holder = NULL, lease_until = NULL, last_error = $2, \
+                   finished_at = $3 WHERE work_id = $4 AND holder = $5";
+        let changed = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(step.as_str()).bind(error).bind(finished_at).bind(work_id).bind(holder)
+                .execute(pool).await?.rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Work items of a programme's month, in plan order.
+    pub async fn work_items(&self, programme: &str, month: Month) -> StoreResult<Vec<WorkItem>> {
+        let sql = "SELECT * FROM work_item WHERE programme = $1 AND month = $2 ORDER BY work_id";
+        let items = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(programme).bind(month.to_string()).fetch_all(pool).await?
+                .iter().map(work_item_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(items)
+    }
+}
+
+impl StoreTx {
+    /// Work items of a programme that are not finished (any month).
+    pub async fn open_work_items(&mut self, programme: &str) -> StoreResult<Vec<WorkItem>> {
+        let sql = "SELECT * FROM work_item WHERE programme = $1 AND step IN ('compute', 'approve') ORDER BY work_id";
+        let items = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(programme).fetch_all(&mut *conn).await?
+                .iter().map(work_item_from_row).collect::<StoreResult<Vec<_>>>()?
+        });
+        Ok(items)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_work_item(
+        &mut self,
+        programme: &str,
+        month: Month,
+        scope: &str,
+        pay_date: &str,
+        run_no: i64,
+        planned_by: &str,
+        planned_at: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO work_item (programme, month, scope, pay_date, run_no, step, planned_by, planned_at) \
+                   VALUES ($1, $2, $3, $4, $5, 'compute', $6, $7)";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(programme).bind(month.to_string()).bind(scope).bind(pay_date)
+                .bind(run_no).bind(planned_by).bind(planned_at).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// The work item that reserved `run_no`, if any.
+    pub async fn work_item_of_run_no(&mut self, run_no: i64) -> StoreResult<Option<WorkItem>> {
+        let item = with_tx!(self, conn, Db => {
+            sqlx::query("SELECT * FROM work_item WHERE run_no = $1").bind(run_no)
+                .fetch_optional(&mut *conn).await?.as_ref().map(work_item_from_row).transpose()?
+        });
+        Ok(item)
+    }
+
+    /// Closes the open work item of a cancelled run (its scope is planned again).
+    pub async fn cancel_work_of_run_no(&mut self, run_no: i64, now: &str) -> StoreResult<()> {
+        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, finished_at = $1 \
+                   WHERE run_no = $2 AND step IN ('compute', 'approve')";
+        with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(now).bind(run_no).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// The last import's id: every import bumps it, so shared values found at one
+    /// generation hold until the next import.
+    pub async fn roster_generation(&mut self) -> StoreResult<i64> {
+        let generation: Option<i64> = with_tx!(self, conn, Db => {
+            sqlx::query_scalar("SELECT MAX(import_id) FROM import_file").fetch_one(&mut *conn).await?
+        });
+        Ok(generation.unwrap_or(0))
+    }
+
+    /// The month's shared accounts and ID numbers at `generation`, if found before.
+    pub async fn cached_shared_values(
+        &mut self,
+        month: Month,
+        generation: i64,
+    ) -> StoreResult<Option<(HashSet<String>, HashSet<String>)>> {
+        let month_text = month.to_string();
+        let found: Option<i64> = with_tx!(self, conn, Db => {
+            sqlx::query_scalar("SELECT roster_generation FROM shared_value_set WHERE month = $1 AND roster_generation = $2")
+                .bind(&month_text).bind(generation).fetch_optional(&mut *conn).await?
+        });
+        if found.is_none() {
+            return Ok(None);
+        }
+        let sql =
+            "SELECT kind, value FROM shared_value WHERE month = $1 AND roster_generation = $2";
+        let rows: Vec<(String, String)> = with_tx!(self, conn, Db => {
+            sqlx::query_as(sql).bind(&month_text).bind(generation).fetch_all(&mut *conn).await?
+        });
+        let (mut accounts, mut id_numbers) = (HashSet::new(), HashSet::new());
+        for (kind, value) in rows {
+            match kind.as_str() {
+                "account_number" => accounts.insert(value),
+                "head_id_number" => id_numbers.insert(value),
+                _ => return Err(StoreError::Corrupt(format!("shared value kind {kind:?}"))),
+            };
+        }
+        Ok(Some((accounts, id_numbers)))
+    }
+
+    /// Keeps the month's shared values at `generation` (nothing when another run kept
+    /// them first: the same roster gives the same values).
+    pub async fn keep_shared_values(
+        &mut self,
+        month: Month,
+        generation: i64,
+        accounts: &HashSet<String>,
+        id_numbers: &HashSet<String>,
+    ) -> StoreResult<()> {
+        let month_text = month.to_string();
+        let sql = "INSERT INTO shared_value_set (month, roster_generation) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        let inserted = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(&month_text).bind(generation).execute(&mut *conn).await?.rows_affected()
+        });
+        if inserted == 0 {
+            return Ok(());
+        }
+        let kinds = [("account_number", accounts), ("head_id_number", id_numbers)];
+        let rows: Vec<Vec<SqlValue>> = kinds
+            .iter()
+            .flat_map(|(kind, values)| {
+                values.iter().map(|value| {
+                    vec![
+                        SqlValue::Text(month_text.clone()),
+                        SqlValue::Int(generation),
+                        SqlValue::Text((*kind).to_string()),
+                        SqlValue::Text(value.clone()),
+                    ]
+                })
+            })
+            .collect();
+        let columns = ["month", "roster_generation", "kind", "value"];
+        self.insert_values("shared_value", &columns, &rows).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_postgres::block_on;
+    use crate::store::test_postgres::TestPostgres;
+
+    const MONTH: &str = "2026-11";
+    const NOW: &str = "2026-11-20T02:00:00Z";
+    const LEASE_UNTIL: &str = "2026-11-20T02:15:00Z";
+    const AFTER_LEASE: &str = "2026-11-20T03:00:00Z";
+
+    async fn plan(store: &Store, scopes: &[&str]) {
+        let mut transaction = store.begin().await.unwrap();
+        let month = Month::parse(MONTH).unwrap();
+        for (offset, scope) in scopes.iter().enumerate() {
+            let run_no = transaction.next_run_no().await.unwrap();
+            assert_eq!(run_no, 1 + offset as i64, "reservations count as taken");
+            transaction
+                .insert_work_item("dibao", month, scope, "2026-11-20", run_no, "tester", NOW)
+                .await
+                .unwrap();
+        }
+        transaction.commit().await.unwrap();
+    }
+
+    /// Leases: two workers never hold one item, a live lease is skipped, an expired one
+    /// is taken over (one more attempt), and only the holder moves an item.
+    async fn leases_on(store: &Store) {
+        plan(store, &["1101", "1102"]).await;
+        let first = store
+            .claim_work("w1", NOW, LEASE_UNTIL)
+            .await
+            .unwrap()
+            .unwrap();
+        let second = store
+            .claim_work("w2", NOW, LEASE_UNTIL)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.scope.as_str(), second.scope.as_str()),
+            ("1101", "1102")
+        );
+        assert!(store
+            .claim_work("w3", NOW, LEASE_UNTIL)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!store
+            .finish_work(first.work_id, "w3", WorkStep::Approve, None, NOW)
+            .await
+            .unwrap());
+        let taken_over = store
+            .claim_work("w3", AFTER_LEASE, "2026-11-20T03:15:00Z")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (taken_over.work_id, taken_over.attempts),
+            (first.work_id, 2)
+        );
+        assert!(!store
+            .finish_work(first.work_id, "w1", WorkStep::Approve, None, NOW)
+            .await
+            .unwrap());
+        assert!(store
+            .finish_work(first.work_id, "w3", WorkStep::Approve, None, NOW)
+            .await
+            .unwrap());
+        // Computed but not approved: no worker's until its run is approved.
+        let month = Month::parse(MONTH).unwrap();
+        let items = store.work_items("dibao", month).await.unwrap();
+        assert_eq!(items[0].step, "approve");
+        assert_eq!((items[0].holder.as_deref(), items[0].attempts), (None, 0));
+        // Released at its step (an error to retry), it keeps its count.
+        assert!(store
+            .finish_work(
+                second.work_id,
+                "w2",
+                WorkStep::Compute,
+                Some("disk full"),
+                NOW
+            )
+            .await
+            .unwrap());
+        let items = store.work_items("dibao", month).await.unwrap();
+        assert_eq!(
+            (items[1].attempts, items[1].last_error.as_deref()),
+            (1, Some("disk full"))
+        );
+        assert!(store
+            .claim_work("w4", AFTER_LEASE, "2026-11-20T03:15:00Z")
+            .await
+            .unwrap()
+            .is_some_and(|item| item.work_id == second.work_id && item.attempts == 2));
+    }
+
+    #[test]
+    fn leases_on_sqlite() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("work.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            leases_on(&store).await;
+            store.close().await;
+        });
+    }
+
+    #[test]
+    fn leases_on_postgres() {
+        block_on(async {
+            let database = TestPostgres::create("work_leases").await;
+            let store = Store::connect(&database.url).await.unwrap();
+            leases_on(&store).await;
+            store.close().await;
+        });
+    }
+
+    /// On PostgreSQL a claim skips an item another claim has locked instead of queueing
+    /// behind it (`FOR UPDATE SKIP LOCKED`).
+    #[test]
+    fn a_claim_skips_an_item_another_claim_has_locked() {
+        block_on(async {
+            let database = TestPostgres::create("work_skip").await;
+            let store = Store::connect(&database.url).await.unwrap();
+            plan(&store, &["1101", "1102"]).await;
+            let mut claiming = store.begin().await.unwrap();
+            with_tx!(&mut claiming, conn, Db => {
+                sqlx::query("SELECT work_id FROM work_item WHERE scope = '1101' FOR UPDATE")
+                    .execute(&mut *conn).await.unwrap();
+            });
+            let claimed = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                store.claim_work("w2", NOW, LEASE_UNTIL),
+            )
+            .await
+            .expect("the claim does not wait for the locked row")
+            .unwrap()
+            .unwrap();
+            assert_eq!(claimed.scope, "1102");
+            claiming.rollback().await.unwrap();
+            store.close().await;
+        });
+    }
+
+    /// Scope locks: overlapping scopes (one a prefix of the other) exclude each other;
+    /// sibling scopes do not.
+    #[test]
+    fn overlapping_scopes_wait_for_each_other_and_siblings_do_not() {
+        block_on(async {
+            let database = TestPostgres::create("work_scope_locks").await;
+            let store = Store::connect(&database.url).await.unwrap();
+            let try_lock = |scope: &'static str| {
+                let store = store.clone();
+                async move {
+                    let mut transaction = store.begin().await.unwrap();
+                    with_tx!(&mut transaction, conn, Db => {
+                        sqlx::query("SET LOCAL lock_timeout = '200ms'").execute(&mut *conn).await.unwrap();
+                    });
+                    let locked = transaction.lock_scope(scope).await.is_ok();
+                    transaction.rollback().await.unwrap();
+                    locked
+                }
+            };
+            let mut holder = store.begin().await.unwrap();
+            holder.lock_scope("1101").await.unwrap();
+            for (scope, free) in [
+                ("1101", false),
+                ("11", false),
+                ("", false),
+                ("110101", false),
+                ("1102", true),
+                ("12", true),
+                ("110", false),
+            ] {
+                assert_eq!(try_lock(scope).await, free, "scope {scope:?} beside 1101");
+            }
+            holder.rollback().await.unwrap();
+            let mut holder = store.begin().await.unwrap();
+            holder.lock_scope("11").await.unwrap();
+            assert!(!try_lock("1101").await, "1101 inside 11");
+            assert!(try_lock("12").await, "12 beside 11");
+            holder.rollback().await.unwrap();
+            store.close().await;
+        });
+    }
+}
