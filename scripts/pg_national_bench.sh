@@ -50,7 +50,9 @@ report "import roster" "$start" "$(now)"
 disburse keys generate --alg ed25519 --out li.pem >/dev/null
 disburse keys generate --alg ed25519 --out bank.pem >/dev/null
 disburse approver add li --public-key li.pem.pub.pem >/dev/null
+start=$(now)
 disburse --user planner work plan --month 2026-11 --regions "$regions" >/dev/null
+report "plan (shared values)" "$start" "$(now)"
 
 run_workers() { # stage
   local start pids=()

@@ -6,7 +6,7 @@ use crate::cli::run::pay_date_of;
 use crate::cli::{Context, Refusal};
 use crate::domain::month::Month;
 use crate::engine::create_run::scope_label;
-use crate::engine::work::{plan_month, run_worker, PlanRequest, WorkerOptions};
+use crate::engine::work::{plan_month, run_worker, PlanRequest, WorkerOptions, LEASE_SECONDS_MAX};
 use crate::store::WorkItem;
 use std::fmt::Write as _;
 
@@ -50,12 +50,20 @@ async fn plan(context: &Context, args: WorkPlanArgs) -> anyhow::Result<()> {
 }
 
 async fn run(context: &Context, args: WorkRunArgs) -> anyhow::Result<()> {
-    if args.lease_seconds < 1 {
-        return Err(Refusal::message("--lease-seconds: at least 1").into());
+    if !(1..=LEASE_SECONDS_MAX).contains(&args.lease_seconds) {
+        return Err(Refusal::message(format!(
+            "--lease-seconds {}: 1 to {LEASE_SECONDS_MAX}",
+            args.lease_seconds
+        ))
+        .into());
     }
     let config = context.config()?;
+    // The name the operator reads, and a token of this process's own: two workers
+    // given one name (or two containers that are both process 1 on one host name)
+    // never pass for each other when a lease is checked.
+    let name = args.worker.unwrap_or_else(default_worker_name);
     let options = WorkerOptions {
-        holder: args.worker.unwrap_or_else(default_worker_name),
+        holder: format!("{name}#{}", process_token()?),
         lease_seconds: args.lease_seconds,
         out_dir: args.out,
         key_path: args.key,
@@ -68,21 +76,32 @@ async fn run(context: &Context, args: WorkRunArgs) -> anyhow::Result<()> {
         crate::clock::now_utc,
     )
     .await?;
-    let human = format!(
-        "worker {}: computed {} [{}], exported {} [{}], failed {} [{}]",
-        options.holder,
-        report.computed.len(),
-        report.computed.join(" "),
-        report.exported.len(),
-        report.exported.join(" "),
-        report.failed.len(),
-        report.failed.join(" ")
-    );
+    let mut human = format!("worker {}:", options.holder);
+    let lists = [
+        ("computed", &report.computed),
+        ("exported", &report.exported),
+        (
+            "exported before (files not written again)",
+            &report.exported_before,
+        ),
+        ("failed (see work list)", &report.failed),
+        ("lease lost", &report.lease_lost),
+    ];
+    for (label, runs) in lists {
+        let _ = write!(human, "\n  {label}: {} [{}]", runs.len(), runs.join(" "));
+    }
     context.answer(
         &human,
         serde_json::json!({"worker": options.holder, "report": report}),
     );
     Ok(())
+}
+
+fn process_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 6];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness for the worker's token"))?;
+    Ok(hex::encode(bytes))
 }
 
 fn default_worker_name() -> String {

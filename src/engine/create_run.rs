@@ -128,8 +128,14 @@ pub async fn create_run(
                     anyhow::bail!("the run's reader stopped before it read anything");
                 }
             };
-            transaction
-                .keep_shared_values(request.month, generation, &accounts, &id_numbers)
+            store
+                .keep_shared_values_beside(
+                    &mut transaction,
+                    request.month,
+                    generation,
+                    &accounts,
+                    &id_numbers,
+                )
                 .await?;
             (accounts, id_numbers)
         }
@@ -292,15 +298,18 @@ fn refuse_unless_computing(step: String, reserved: i64) -> Result<(), Refusal> {
 /// overlapping scope of the same month would pay its households twice.
 fn refuse_planned(planned: &[WorkItem], request: &CreateRunRequest) -> Result<(), Refusal> {
     let month = request.month.to_string();
+    // Of this month; or of an earlier month still to be computed, since months are
+    // computed in order and this run would make that item fail.
     let overlapping = planned.iter().find(|item| {
-        item.month == month
-            && (item.scope.starts_with(&request.scope) || request.scope.starts_with(&item.scope))
+        let blocks =
+            item.month == month || (item.month < month && item.step == WorkStep::Compute.as_str());
+        blocks && (item.scope.starts_with(&request.scope) || request.scope.starts_with(&item.scope))
     });
     if let Some(item) = overlapping {
         return Err(Refusal::message(format!(
             "{} {} scope {} is planned for workers (work item {}, run number {}): leave it to `disburse work run`",
             request.programme,
-            request.month,
+            item.month,
             scope_label(&item.scope),
             item.work_id,
             item.run_no

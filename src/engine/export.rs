@@ -92,6 +92,17 @@ pub async fn export_run(
     }
     let mut transaction = store.begin().await?;
     transaction.lock_run(run.run_no).await?;
+    // A cancellation that committed since the run was read above must stop the export
+    // before any file is staged: a cancelled run's files must never appear.
+    let state_now = transaction.run_state(&run.run_id).await?;
+    if state_now.as_deref() != Some(state.as_str()) {
+        return Err(Refusal::message(format!(
+            "run {} changed to {} while its export was starting; nothing was written",
+            run.run_id,
+            state_now.as_deref().unwrap_or("missing")
+        ))
+        .into());
+    }
     let mut kept = KeptBatches {
         staged: StagedFiles::new(request.out_dir)?,
         manifest_files: vec![None; plan.len()],

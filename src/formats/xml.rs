@@ -146,7 +146,7 @@ impl XmlWriter<'_> {
         let facet = |reason| FormatError::SchemaFacet {
             owner: (self.owner)(),
             field: tag.to_string(),
-            value: value.to_string(),
+            value: shown_value(tag, value),
             reason,
         };
         if value.is_empty() {
@@ -306,6 +306,16 @@ fn escape_into(out: &mut String, text: &str) {
         start = index + 1;
     }
     out.push_str(&text[start..]);
+}
+
+/// A value as an error may show it (P13): a name (`Nm`) and an ID or account number
+/// (`Id`) masked, anything else as it is.
+fn shown_value(tag: &str, value: &str) -> String {
+    match tag {
+        "Nm" => crate::domain::mask::mask_name(value),
+        "Id" => crate::domain::mask::mask_digits_in_text(value),
+        _ => value.to_string(),
+    }
 }
 
 #[cfg(test)]

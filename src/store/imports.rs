@@ -359,6 +359,8 @@ impl Store {
             "audit_log",
             "batch",
             "payment",
+            "work_item",
+            "shared_value_set",
         ];
         assert!(TABLES.contains(&table), "unknown table {table}");
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -545,6 +545,15 @@ impl StoreTx {
         Ok(())
     }
 
+    /// A run's state as this transaction sees it (after its locks were taken).
+    pub async fn run_state(&mut self, run_id: &str) -> StoreResult<Option<String>> {
+        let state = with_tx!(self, conn, Db => {
+            sqlx::query_scalar("SELECT state FROM run WHERE run_id = $1").bind(run_id)
+                .fetch_optional(&mut *conn).await?
+        });
+        Ok(state)
+    }
+
     pub async fn cancel_run(
         &mut self,
         run_id: &str,

@@ -82,12 +82,20 @@ impl WorkStep {
 }
 
 /// Items a worker can take: to compute, or computed and approved (to export), with no
-/// live lease. `$1` is now. An exported run whose item still says approve (its worker
-/// died after the export committed, or someone exported it by hand) is taken too: its
-/// export is repeated, identical, and the item is done.
+/// live lease and fewer than `$2` claims of this step. `$1` is now. An exported run
+/// whose item still says approve (its worker died after the export committed, or
+/// someone exported it by hand) is taken too, only to mark it done.
 const CLAIMABLE: &str = "SELECT w.* FROM work_item w LEFT JOIN run r ON r.run_no = w.run_no \
      WHERE (w.step = 'compute' OR (w.step = 'approve' AND r.state IN ('approved', 'exported'))) \
-     AND (w.lease_until IS NULL OR w.lease_until <= $1) ORDER BY w.work_id LIMIT 1";
+     AND (w.lease_until IS NULL OR w.lease_until <= $1) AND w.attempts < $2 \
+     ORDER BY w.work_id LIMIT 1";
+
+/// Items whose workers claimed them `$2` times and never finished (each died, or lost
+/// its lease): failed, so the next worker does not die on them too. `$1` is now.
+const GIVE_UP_ON_ABANDONED: &str = "UPDATE work_item SET step = 'failed', holder = NULL, \
+     lease_until = NULL, finished_at = $1, \
+     last_error = 'claimed ' || CAST(attempts AS TEXT) || ' times and never finished (the workers died or lost their leases)' \
+     WHERE step IN ('compute', 'approve') AND attempts >= $2 AND lease_until <= $1";
 
 impl Store {
     /// Leases the first item a worker can take to `holder` until `lease_until`, or
@@ -97,11 +105,16 @@ impl Store {
         holder: &str,
         now: &str,
         lease_until: &str,
+        attempts_max: i64,
     ) -> StoreResult<Option<WorkItem>> {
         let mut transaction = self.begin().await?;
+        with_tx!(&mut transaction, conn, Db => {
+            sqlx::query(GIVE_UP_ON_ABANDONED).bind(now).bind(attempts_max).execute(&mut *conn).await?;
+        });
         let picked = match &mut transaction {
             StoreTx::Sqlite(transaction) => sqlx::query(CLAIMABLE)
                 .bind(now)
+                .bind(attempts_max)
                 .fetch_optional(&mut **transaction)
                 .await?
                 .as_ref()
@@ -111,6 +124,7 @@ impl Store {
                 let sql = format!("{CLAIMABLE} FOR UPDATE OF w SKIP LOCKED");
                 sqlx::query(&sql)
                     .bind(now)
+                    .bind(attempts_max)
                     .fetch_optional(&mut **transaction)
                     .await?
                     .as_ref()
@@ -119,7 +133,8 @@ impl Store {
             }
         };
         let Some(mut item) = picked else {
-            transaction.rollback().await?;
+            // Keeps what `GIVE_UP_ON_ABANDONED` failed.
+            transaction.commit().await?;
             return Ok(None);
         };
         let sql = "UPDATE work_item SET holder = $1, lease_until = $2, attempts = attempts + 1 WHERE work_id = $3";
@@ -150,8 +165,9 @@ impl Store {
             WorkStep::Done | WorkStep::Failed | WorkStep::Cancelled
         )
         .then_some(now);
-        // Attempts count the claims of one step: a new step starts at none.
-        let sql = "UPDATE work_item SET attempts = CASE WHEN step = $1 THEN attempts ELSE 0 END, \
+        // Attempts count the claims of one step: the next step starts at none (a failed
+        // or finished item keeps its count, for the operator).
+        let sql = "UPDATE work_item SET attempts = CASE WHEN step = $1 OR $1 IN ('done', 'failed') THEN attempts ELSE 0 END, \
                    step = $1, holder = NULL, lease_until = NULL, last_error = $2, \
                    finished_at = $3 WHERE work_id = $4 AND holder = $5";
         let changed = with_pool!(self, pool, Db => {
@@ -159,6 +175,31 @@ impl Store {
                 .execute(pool).await?.rows_affected()
         });
         Ok(changed == 1)
+    }
+
+    /// Keeps the month's shared values found in `transaction` (see
+    /// `StoreTx::keep_shared_values`). On PostgreSQL in a short transaction of its own,
+    /// committed at once: kept inside a long run transaction, the row would make every
+    /// other worker's run wait for that run's commit. The values stay true whether that
+    /// run commits or not (the caller holds `TxLock::Inputs`, so the roster generation
+    /// cannot change). On SQLite in `transaction`, the only writer.
+    pub async fn keep_shared_values_beside(
+        &self,
+        transaction: &mut StoreTx,
+        month: Month,
+        generation: i64,
+        accounts: &HashSet<String>,
+        id_numbers: &HashSet<String>,
+    ) -> StoreResult<()> {
+        if let StoreTx::Sqlite(_) = transaction {
+            return transaction
+                .keep_shared_values(month, generation, accounts, id_numbers)
+                .await;
+        }
+        let mut own = self.begin().await?;
+        own.keep_shared_values(month, generation, accounts, id_numbers)
+            .await?;
+        own.commit().await
     }
 
     /// Work items of a programme's month, in plan order.
@@ -307,6 +348,7 @@ mod tests {
     const NOW: &str = "2026-11-20T02:00:00Z";
     const LEASE_UNTIL: &str = "2026-11-20T02:15:00Z";
     const AFTER_LEASE: &str = "2026-11-20T03:00:00Z";
+    const ATTEMPTS: i64 = 3;
 
     async fn plan(store: &Store, scopes: &[&str]) {
         let mut transaction = store.begin().await.unwrap();
@@ -327,12 +369,12 @@ mod tests {
     async fn leases_on(store: &Store) {
         plan(store, &["1101", "1102"]).await;
         let first = store
-            .claim_work("w1", NOW, LEASE_UNTIL)
+            .claim_work("w1", NOW, LEASE_UNTIL, ATTEMPTS)
             .await
             .unwrap()
             .unwrap();
         let second = store
-            .claim_work("w2", NOW, LEASE_UNTIL)
+            .claim_work("w2", NOW, LEASE_UNTIL, ATTEMPTS)
             .await
             .unwrap()
             .unwrap();
@@ -341,7 +383,7 @@ mod tests {
             ("1101", "1102")
         );
         assert!(store
-            .claim_work("w3", NOW, LEASE_UNTIL)
+            .claim_work("w3", NOW, LEASE_UNTIL, ATTEMPTS)
             .await
             .unwrap()
             .is_none());
@@ -350,7 +392,7 @@ mod tests {
             .await
             .unwrap());
         let taken_over = store
-            .claim_work("w3", AFTER_LEASE, "2026-11-20T03:15:00Z")
+            .claim_work("w3", AFTER_LEASE, "2026-11-20T03:15:00Z", ATTEMPTS)
             .await
             .unwrap()
             .unwrap();
@@ -388,10 +430,53 @@ mod tests {
             (1, Some("disk full"))
         );
         assert!(store
-            .claim_work("w4", AFTER_LEASE, "2026-11-20T03:15:00Z")
+            .claim_work("w4", AFTER_LEASE, "2026-11-20T03:15:00Z", ATTEMPTS)
             .await
             .unwrap()
             .is_some_and(|item| item.work_id == second.work_id && item.attempts == 2));
+        // A worker that dies on an item every time: after `ATTEMPTS` claims that never
+        // finish, the item is failed and no further worker takes it.
+        assert!(store
+            .finish_work(second.work_id, "w4", WorkStep::Approve, None, NOW)
+            .await
+            .unwrap());
+        plan_more(store, "12").await;
+        let leases =
+            ["04:00", "05:00", "06:00", "07:00"].map(|time| format!("2026-11-20T{time}:00Z"));
+        for window in leases.windows(2) {
+            let claimed = store
+                .claim_work("dies", &window[0], &window[1], ATTEMPTS)
+                .await
+                .unwrap();
+            assert_eq!(claimed.map(|item| item.scope), Some("12".to_string()));
+        }
+        assert!(store
+            .claim_work("w5", &leases[3], "2026-11-20T08:00:00Z", ATTEMPTS)
+            .await
+            .unwrap()
+            .is_none());
+        let items = store.work_items("dibao", month).await.unwrap();
+        assert_eq!((items[2].step.as_str(), items[2].attempts), ("failed", 3));
+        assert!(
+            items[2]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("never finished"),
+            "{:?}",
+            items[2]
+        );
+    }
+
+    async fn plan_more(store: &Store, scope: &str) {
+        let mut transaction = store.begin().await.unwrap();
+        let run_no = transaction.next_run_no().await.unwrap();
+        let month = Month::parse(MONTH).unwrap();
+        transaction
+            .insert_work_item("dibao", month, scope, "2026-11-20", run_no, "tester", NOW)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
     }
 
     #[test]
@@ -430,7 +515,7 @@ mod tests {
             });
             let claimed = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
-                store.claim_work("w2", NOW, LEASE_UNTIL),
+                store.claim_work("w2", NOW, LEASE_UNTIL, ATTEMPTS),
             )
             .await
             .expect("the claim does not wait for the locked row")

@@ -277,11 +277,26 @@ fn plans_never_overlap_and_planned_scopes_are_left_to_workers() {
             stderr(&overlapping)
         );
         assert_exit(&plan(&db, "21010"), 0);
+        assert_eq!(
+            db.count("shared_value_set"),
+            1,
+            "{}: found once, at plan",
+            db.backend
+        );
         let again = plan(&db, "2101");
         assert_exit(&again, 1);
         assert!(stderr(&again).contains("work item 1"), "{}", stderr(&again));
         let by_hand = db.run(&["run", "create", "--month", MONTH, "--region", "210102"]);
         assert_exit(&by_hand, 1);
+        // Nor a later month of an overlapping scope while the planned one waits to be
+        // computed (months are computed in order).
+        let next_month = db.run(&["run", "create", "--month", "2026-12", "--region", "2101"]);
+        assert_exit(&next_month, 1);
+        assert!(
+            stderr(&next_month).contains("planned for workers"),
+            "{}",
+            stderr(&next_month)
+        );
         assert!(
             stderr(&by_hand).contains("planned for workers"),
             "{}",
@@ -364,18 +379,19 @@ fn shared_values_kept_for_a_month_are_found_again_after_an_import() {
 }
 
 /// An export refused for the worker's own setup (a signing key others can read) leaves
-/// the item waiting with the reason, stops that worker, and a worker with a good setup
-/// exports it.
+/// the item waiting with the reason and stops that worker; a run exported by hand in
+/// the meantime is not exported a second time by the next worker, only marked done.
 #[test]
-fn a_refused_export_waits_for_a_worker_that_can_export() {
+fn a_refused_export_waits_and_a_run_exported_meanwhile_is_not_written_twice() {
     for db in TestDb::both() {
         prepared(&db);
         assert_exit(&plan(&db, "21010"), 0);
+        let run_id = run_ids()[0].clone();
         assert_eq!(
             listed(&worker(&db, "w1")["report"]["computed"]),
-            run_ids()[..1].to_vec()
+            std::slice::from_ref(&run_id)
         );
-        approve_all_of(&db, &run_ids()[..1]);
+        approve_all_of(&db, std::slice::from_ref(&run_id));
         let key = db.path("bank.pem");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let refused = spawn_worker(&db, "w2", "2026-11-20T02:00:00Z")
@@ -395,9 +411,26 @@ fn a_refused_export_waits_for_a_worker_that_can_export() {
             "{item}"
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let args = [
+            "run",
+            "export",
+            &run_id,
+            "--out",
+            "hand-files",
+            "--key",
+            "bank.pem",
+        ];
+        assert_exit(&db.run_as("operator", &args), 0);
+        let after = worker(&db, "w3");
         assert_eq!(
-            listed(&worker(&db, "w3")["report"]["exported"]),
-            run_ids()[..1].to_vec()
+            listed(&after["report"]["exported_before"]),
+            std::slice::from_ref(&run_id)
+        );
+        assert_eq!(after["report"]["exported"], serde_json::json!([]));
+        assert!(
+            !db.path("work-files").exists(),
+            "{}: one copy of the files",
+            db.backend
         );
         assert_eq!(items(&db)[0].2, "done", "{}", db.backend);
     }
