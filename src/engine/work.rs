@@ -127,8 +127,14 @@ async fn keep_shared_values(store: &Store, month: Month) -> anyhow::Result<()> {
         .await?
         .is_none()
     {
-        let accounts = transaction.shared_values("account_number", month).await?;
-        let id_numbers = transaction.shared_values("head_id_number", month).await?;
+        // The two scans side by side, a core each, as run creation does; the reader sees
+        // the same roster (no import commits while `Inputs` is held).
+        let mut reader = store.begin_read().await?;
+        let (accounts, id_numbers) = tokio::try_join!(
+            transaction.shared_values("account_number", month),
+            reader.shared_values("head_id_number", month)
+        )?;
+        reader.rollback().await?;
         transaction
             .keep_shared_values(month, generation, &accounts, &id_numbers)
             .await?;
