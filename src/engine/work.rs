@@ -1,7 +1,8 @@
 //! The national month (issue #7): `work plan` splits a month into scopes (region
 //! prefixes) and reserves a run number for each; `work run` is one worker, and any
 //! number of them on any number of machines share one PostgreSQL: each claims an item
-//! under a lease, computes its run, and once the approvers have approved it, exports it.
+//! under a lease (renewed while it works), computes its run, and once the approvers
+//! have approved it, exports it.
 //!
 //! **Invariants:** the planned scopes of a month never overlap each other, a standing
 //! run, or another open plan, so no household is in two of them. A scope's run number
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::domain::month::Month;
 use crate::engine::create_run::{create_run, scope_label, CreateRunRequest};
 use crate::engine::export::{export_run, ExportRequest};
-use crate::engine::Refusal;
+use crate::engine::{AbortOnDrop, Refusal};
 use crate::store::{Store, TxLock, WorkItem, WorkStep, SCOPE_DIGITS_MAX};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::{Path, PathBuf};
@@ -245,7 +246,7 @@ pub async fn run_worker(
     store: &Store,
     config: &Config,
     options: &WorkerOptions,
-    clock: impl Fn() -> anyhow::Result<DateTime<Utc>>,
+    clock: Clock,
 ) -> anyhow::Result<WorkerReport> {
     assert!(
         (1..=LEASE_SECONDS_MAX).contains(&options.lease_seconds),
@@ -268,6 +269,14 @@ pub async fn run_worker(
             return Ok(report);
         };
         tracing::info!(work_id = item.work_id, scope = %scope_label(&item.scope), step = %item.step, attempt = item.attempts, "claimed");
+        let renewal = tokio::spawn(renew_lease(
+            store.clone(),
+            item.work_id,
+            options.holder.clone(),
+            options.lease_seconds,
+            clock,
+        ));
+        let _stop_renewing = AbortOnDrop(renewal.abort_handle());
         let outcome = work_item(store, config, options, &item, &now_text).await;
         let finished_at = crate::clock::format_utc(clock()?);
         let step = step_of(&item)?;
@@ -302,6 +311,29 @@ pub async fn run_worker(
             (Ok(Done::ExportedBefore), _) => report.exported_before.push(run_id),
             (Err(_), WorkStep::Failed) => report.failed.push(run_id),
             (Err(error), _) => return Err(error.context(format!("work item {}", item.work_id))),
+        }
+    }
+}
+
+/// The clock a worker reads (`crate::clock::now_utc` outside tests).
+pub type Clock = fn() -> anyhow::Result<DateTime<Utc>>;
+
+/// Keeps a lease alive while its worker works: every third of the lease it is
+/// extended to a whole lease from now, so a step longer than the lease (a big scope,
+/// a wait behind an import) is not taken over while its worker is alive. Stops when
+/// the lease was lost, or when aborted as the step ends. A renewal that fails (the
+/// database busy) is tried again at the next tick.
+async fn renew_lease(store: Store, work_id: i64, holder: String, lease_seconds: i64, clock: Clock) {
+    let period =
+        std::time::Duration::from_secs(u64::try_from(lease_seconds / 3).unwrap_or(0).max(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let Ok(now) = clock() else { continue };
+        let until = crate::clock::format_utc(now + chrono::Duration::seconds(lease_seconds));
+        match store.renew_work(work_id, &holder, &until).await {
+            Ok(true) => tracing::debug!(work_id, %until, "lease renewed"),
+            Ok(false) => return,
+            Err(error) => tracing::warn!(work_id, %error, "lease not renewed; trying again"),
         }
     }
 }

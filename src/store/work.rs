@@ -202,6 +202,22 @@ impl Store {
         own.commit().await
     }
 
+    /// Extends `holder`'s lease on an unfinished item to `lease_until`; false when
+    /// `holder` no longer holds it.
+    pub async fn renew_work(
+        &self,
+        work_id: i64,
+        holder: &str,
+        lease_until: &str,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE work_item SET lease_until = $1 WHERE work_id = $2 AND holder = $3 \
+                   AND step IN ('compute', 'approve')";
+        let changed = with_pool!(self, pool, Db => {
+            sqlx::query(sql).bind(lease_until).bind(work_id).bind(holder).execute(pool).await?.rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// Work items of a programme's month, in plan order.
     pub async fn work_items(&self, programme: &str, month: Month) -> StoreResult<Vec<WorkItem>> {
         let sql = "SELECT * FROM work_item WHERE programme = $1 AND month = $2 ORDER BY work_id";
@@ -389,6 +405,14 @@ mod tests {
             .is_none());
         assert!(!store
             .finish_work(first.work_id, "w3", WorkStep::Approve, None, NOW)
+            .await
+            .unwrap());
+        assert!(!store
+            .renew_work(first.work_id, "w9", AFTER_LEASE)
+            .await
+            .unwrap());
+        assert!(store
+            .renew_work(second.work_id, "w2", "2026-11-20T02:30:00Z")
             .await
             .unwrap());
         let taken_over = store
