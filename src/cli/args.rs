@@ -73,6 +73,16 @@ pub enum WorkCommand {
     Run(WorkRunArgs),
     /// The month's work items: step, holder, lease, attempts, last error.
     List(WorkListArgs),
+    /// Cancel a planned scope not yet computed, with a reason (a computed one: `run cancel`).
+    Cancel(WorkCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkCancelArgs {
+    /// The item's number, as `work list` shows it.
+    pub work_id: i64,
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

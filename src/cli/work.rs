@@ -1,12 +1,15 @@
 //! `disburse work plan|run|list`: the national month's verbs (issue #7), argument
 //! checks and answers around `engine::work`.
 
-use crate::cli::args::{WorkCommand, WorkListArgs, WorkPlanArgs, WorkRunArgs};
+use crate::cli::args::{WorkCancelArgs, WorkCommand, WorkListArgs, WorkPlanArgs, WorkRunArgs};
 use crate::cli::run::pay_date_of;
 use crate::cli::{Context, Refusal};
 use crate::domain::month::Month;
+use crate::engine::approve::Actor;
 use crate::engine::create_run::scope_label;
-use crate::engine::work::{plan_month, run_worker, PlanRequest, WorkerOptions, LEASE_SECONDS_MAX};
+use crate::engine::work::{
+    cancel_planned, plan_month, run_worker, PlanRequest, WorkerOptions, LEASE_SECONDS_MAX,
+};
 use crate::store::WorkItem;
 use std::fmt::Write as _;
 
@@ -15,7 +18,27 @@ pub async fn work_command(context: &Context, command: WorkCommand) -> anyhow::Re
         WorkCommand::Plan(args) => plan(context, args).await,
         WorkCommand::Run(args) => run(context, args).await,
         WorkCommand::List(args) => list(context, args).await,
+        WorkCommand::Cancel(args) => cancel(context, args).await,
     }
+}
+
+async fn cancel(context: &Context, args: WorkCancelArgs) -> anyhow::Result<()> {
+    let now = context.now_text()?;
+    let actor = Actor {
+        user: &context.user,
+        now_text: &now,
+    };
+    let item = cancel_planned(context.store().await?, &actor, args.work_id, &args.reason).await?;
+    let human = format!(
+        "work item {} ({} {} scope {}) cancelled; run number {} stays unused",
+        item.work_id,
+        item.programme,
+        item.month,
+        scope_label(&item.scope),
+        item.run_no
+    );
+    context.answer(&human, serde_json::json!({"item": item}));
+    Ok(())
 }
 
 fn month_arg(text: &str) -> Result<Month, Refusal> {

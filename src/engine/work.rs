@@ -144,6 +144,59 @@ async fn keep_shared_values(store: &Store, month: Month) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Cancels a planned scope before it is computed (a wrong plan, a scope to be done
+/// otherwise), with the reason, audited. Waits for a compute of that scope in flight
+/// (the scope's lock) and refuses if the run was computed: that is `run cancel`'s.
+pub async fn cancel_planned(
+    store: &Store,
+    actor: &crate::engine::approve::Actor<'_>,
+    work_id: i64,
+    reason: &str,
+) -> anyhow::Result<WorkItem> {
+    if reason.trim().is_empty() {
+        return Err(Refusal::message("a cancellation needs a reason").into());
+    }
+    let mut transaction = store.begin().await?;
+    transaction.lock_shared(TxLock::Inputs).await?;
+    let item = transaction
+        .work_item(work_id)
+        .await?
+        .ok_or_else(|| Refusal::message(format!("no work item {work_id}")))?;
+    transaction.lock_scope(&item.scope).await?;
+    let run_id = crate::run::run_id(item_month(&item)?, item.run_no);
+    if transaction.run_state(&run_id).await?.is_some() {
+        return Err(Refusal::message(format!(
+            "work item {work_id}: run {run_id} was computed; cancel it with `run cancel {run_id}`"
+        ))
+        .into());
+    }
+    if !transaction
+        .cancel_planned_work(work_id, reason, actor.now_text)
+        .await?
+    {
+        return Err(Refusal::message(format!(
+            "work item {work_id} is {}, not waiting to be computed",
+            item.step
+        ))
+        .into());
+    }
+    let detail = format!(
+        "scope={} run_no={} reason={reason}",
+        scope_label(&item.scope),
+        item.run_no
+    );
+    transaction
+        .append_audit(actor.now_text, actor.user, "work.cancel", &run_id, &detail)
+        .await?;
+    transaction.commit().await?;
+    let month = item_month(&item)?;
+    let items = store.work_items(&item.programme, month).await?;
+    Ok(items
+        .into_iter()
+        .find(|found| found.work_id == work_id)
+        .expect("the item just cancelled exists"))
+}
+
 /// Scopes are region prefixes, at least one, none a prefix of another (the whole
 /// country is the one scope "", alone).
 fn check_scopes(scopes: &[String]) -> Result<(), Refusal> {

@@ -260,6 +260,31 @@ impl StoreTx {
         Ok(())
     }
 
+    /// The work item `work_id`, if any.
+    pub async fn work_item(&mut self, work_id: i64) -> StoreResult<Option<WorkItem>> {
+        let item = with_tx!(self, conn, Db => {
+            sqlx::query("SELECT * FROM work_item WHERE work_id = $1").bind(work_id)
+                .fetch_optional(&mut *conn).await?.as_ref().map(work_item_from_row).transpose()?
+        });
+        Ok(item)
+    }
+
+    /// Closes an item still waiting to be computed, with the reason; false if it was no
+    /// longer waiting.
+    pub async fn cancel_planned_work(
+        &mut self,
+        work_id: i64,
+        reason: &str,
+        now: &str,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, \
+                   last_error = $1, finished_at = $2 WHERE work_id = $3 AND step = 'compute'";
+        let changed = with_tx!(self, conn, Db => {
+            sqlx::query(sql).bind(reason).bind(now).bind(work_id).execute(&mut *conn).await?.rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// The work item that reserved `run_no`, if any.
     pub async fn work_item_of_run_no(&mut self, run_no: i64) -> StoreResult<Option<WorkItem>> {
         let item = with_tx!(self, conn, Db => {

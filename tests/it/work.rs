@@ -435,3 +435,35 @@ fn a_refused_export_waits_and_a_run_exported_meanwhile_is_not_written_twice() {
         assert_eq!(items(&db)[0].2, "done", "{}", db.backend);
     }
 }
+
+/// A planned scope not yet computed can be cancelled with a reason (audited) and
+/// planned again; a computed one is `run cancel`'s.
+#[test]
+fn a_planned_scope_is_cancelled_before_it_is_computed() {
+    for db in TestDb::both() {
+        prepared(&db);
+        assert_exit(&plan(&db, "21010,210123"), 0);
+        let no_reason = db.run(&["work", "cancel", "1", "--reason", " "]);
+        assert_exit(&no_reason, 1);
+        assert_exit(
+            &db.run(&["work", "cancel", "1", "--reason", "wrong scope"]),
+            0,
+        );
+        assert_eq!(items(&db)[0].2, "cancelled", "{}", db.backend);
+        let report = worker(&db, "w1");
+        assert_eq!(listed(&report["report"]["computed"]), ["R202611-000002"]);
+        let computed = db.run(&["work", "cancel", "2", "--reason", "too late"]);
+        assert_exit(&computed, 1);
+        assert!(
+            stderr(&computed).contains("run cancel R202611-000002"),
+            "{}",
+            stderr(&computed)
+        );
+        assert_exit(&plan(&db, "21010"), 0);
+        assert_eq!(
+            items(&db)[2],
+            ("21010".to_string(), 3, "compute".to_string(), 0)
+        );
+        assert_exit(&db.run(&["audit", "verify"]), 0);
+    }
+}
