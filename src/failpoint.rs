@@ -21,6 +21,7 @@
 //! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
 //! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |
 //! | `approve.after_commit` | `run approve`: the approval committed, before the run moves to Approved (a second transaction) |
+//! | `export.before_run_lock` | not an abort: `run export` pauses `PAUSE` here, its run read and checked, before it takes the run's lock (a cancellation can slip in; `it/work.rs`) |
 //! | `export.after_stage` | `run export`: a file or signature written to `.NAME.tmp` and fsynced (`@N`: the N-th staged file) |
 //! | `export.after_rename` | `run export`: every file and signature renamed into place, before the manifest |
 //! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
@@ -41,6 +42,7 @@ pub const POINTS: &[&str] = &[
     "compute.before_commit",
     "approve.before_commit",
     "approve.after_commit",
+    "export.before_run_lock",
     "export.after_stage",
     "export.after_rename",
     "export.before_commit",
@@ -91,6 +93,18 @@ pub fn hit(name: &str) {
     if fires(name) {
         eprintln!("fail point {name} reached: aborting");
         std::process::abort();
+    }
+}
+
+/// How long `pause` waits: long enough for a test to act in the gap.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Sleeps `PAUSE` if `name` is the armed point and this is the armed hit, saying so on
+/// stderr first (a test waits for that line, then acts while this process waits).
+pub async fn pause(name: &str) {
+    if fires(name) {
+        eprintln!("fail point {name} reached: pausing");
+        tokio::time::sleep(PAUSE).await;
     }
 }
 

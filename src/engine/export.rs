@@ -90,6 +90,7 @@ pub async fn export_run(
             run.run_id
         );
     }
+    crate::failpoint::pause("export.before_run_lock").await;
     let mut transaction = store.begin().await?;
     transaction.lock_run(run.run_no).await?;
     // A cancellation that committed since the run was read above must stop the export
