@@ -11,7 +11,8 @@ use crate::policy::flag;
 use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
 use crate::store::values::{content_sha256, decision_values, household_values};
 use crate::store::{
-    HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock, WorkItem, WorkStep,
+    is_region_scope, scopes_overlap, HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock,
+    WorkItem, WorkStep, SCOPE_DIGITS_MAX,
 };
 use chrono::NaiveDate;
 use ring::digest::{Context, SHA256};
@@ -59,14 +60,22 @@ pub async fn create_run(
     transaction.lock_scope(&request.scope).await?;
     let run_no = match request.reserved_run_no {
         Some(reserved) => {
-            check_reservation(&mut transaction, request, reserved).await?;
+            let item = reservation(&mut transaction, request, reserved).await?;
             // A worker that took over an expired lease finds the run its predecessor
             // committed, and leaves it as it is.
             if let Some(run) = store.run(&run_id(request.month, reserved)).await? {
                 transaction.rollback().await?;
                 return Ok(run);
             }
-            refuse_unless_computing(item_step(&mut transaction, reserved).await?, reserved)?;
+            // A reservation is used once, by the item still waiting to be computed (not
+            // by one that failed or was cancelled).
+            if item.step != WorkStep::Compute {
+                return Err(Refusal::message(format!(
+                    "run number {reserved}: its work item is {}, not waiting to be computed",
+                    item.step
+                ))
+                .into());
+            }
             reserved
         }
         None => {
@@ -235,10 +244,9 @@ pub fn scope_label(scope: &str) -> &str {
 }
 
 fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
-    let scope_ok = request.scope.len() <= 6 && request.scope.bytes().all(|b| b.is_ascii_digit());
-    if !scope_ok {
+    if !is_region_scope(&request.scope) {
         return Err(Refusal::message(format!(
-            "--region {:?}: a region code prefix of up to 6 digits",
+            "--region {:?}: a region code prefix of up to {SCOPE_DIGITS_MAX} digits",
             request.scope
         )));
     }
@@ -254,44 +262,30 @@ fn check_request(request: &CreateRunRequest) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// A reserved run number belongs to the work item of this programme, month and scope.
-async fn check_reservation(
+/// The work item that reserved `reserved`: it must be of this programme, month and
+/// scope.
+async fn reservation(
     transaction: &mut StoreTx,
     request: &CreateRunRequest,
     reserved: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<WorkItem> {
     let item = transaction.work_item_of_run_no(reserved).await?;
-    let matches = item.as_ref().is_some_and(|item| {
-        item.programme == request.programme
-            && item.month == request.month.to_string()
-            && item.scope == request.scope
-    });
-    if !matches {
-        return Err(Refusal::message(format!(
+    match item {
+        Some(item)
+            if item.programme == request.programme
+                && item.month == request.month.to_string()
+                && item.scope == request.scope =>
+        {
+            Ok(item)
+        }
+        _ => Err(Refusal::message(format!(
             "run number {reserved} is not reserved for {} {} scope {}",
             request.programme,
             request.month,
             scope_label(&request.scope)
         ))
-        .into());
+        .into()),
     }
-    Ok(())
-}
-
-async fn item_step(transaction: &mut StoreTx, run_no: i64) -> anyhow::Result<String> {
-    let item = transaction.work_item_of_run_no(run_no).await?;
-    Ok(item.map(|item| item.step).unwrap_or_default())
-}
-
-/// A reservation is used once, by the item still waiting to be computed (not by one
-/// that failed or was cancelled).
-fn refuse_unless_computing(step: String, reserved: i64) -> Result<(), Refusal> {
-    if step != WorkStep::Compute.as_str() {
-        return Err(Refusal::message(format!(
-            "run number {reserved}: its work item is {step}, not waiting to be computed"
-        )));
-    }
-    Ok(())
 }
 
 /// A scope planned for workers (`work plan`) is theirs: a run created by hand for an
@@ -301,9 +295,8 @@ fn refuse_planned(planned: &[WorkItem], request: &CreateRunRequest) -> Result<()
     // Of this month; or of an earlier month still to be computed, since months are
     // computed in order and this run would make that item fail.
     let overlapping = planned.iter().find(|item| {
-        let blocks =
-            item.month == month || (item.month < month && item.step == WorkStep::Compute.as_str());
-        blocks && (item.scope.starts_with(&request.scope) || request.scope.starts_with(&item.scope))
+        let blocks = item.month == month || (item.month < month && item.step == WorkStep::Compute);
+        blocks && scopes_overlap(&item.scope, &request.scope)
     });
     if let Some(item) = overlapping {
         return Err(Refusal::message(format!(
@@ -321,9 +314,7 @@ fn refuse_planned(planned: &[WorkItem], request: &CreateRunRequest) -> Result<()
 /// One run per programme + month + scope; overlapping scopes (one a prefix of the
 /// other) would pay the same household twice, so they are refused too.
 fn refuse_overlap(standing: &[StandingRun], request: &CreateRunRequest) -> Result<(), Refusal> {
-    let overlapping = |run: &&StandingRun| {
-        run.scope.starts_with(&request.scope) || request.scope.starts_with(&run.scope)
-    };
+    let overlapping = |run: &&StandingRun| scopes_overlap(&run.scope, &request.scope);
     if let Some(run) = standing
         .iter()
         .filter(overlapping)

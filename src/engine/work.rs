@@ -17,9 +17,12 @@ use crate::domain::month::Month;
 use crate::engine::create_run::{create_run, scope_label, CreateRunRequest};
 use crate::engine::export::{export_run, ExportRequest};
 use crate::engine::{AbortOnDrop, Refusal};
-use crate::store::{Store, TxLock, WorkItem, WorkStep, SCOPE_DIGITS_MAX};
+use crate::run::RunState;
+use crate::store::{
+    is_region_scope, scopes_overlap, Store, TxLock, WorkItem, WorkStep, SCOPE_DIGITS_MAX,
+};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Scopes one plan may hold: a country's counties number about 2,900.
 pub const PLAN_SCOPES_MAX: usize = 5_000;
@@ -64,7 +67,7 @@ pub async fn plan_month(store: &Store, request: &PlanRequest) -> anyhow::Result<
     for item in transaction.open_work_items(&request.programme).await? {
         // An earlier month's item already computed stands as its run does; one not yet
         // computed would be computed after this month's (months go in order).
-        let blocks = item.month >= month_text || item.step == WorkStep::Compute.as_str();
+        let blocks = item.month >= month_text || item.step == WorkStep::Compute;
         if let Some(scope) = overlapping(&request.scopes, &item.scope).filter(|_| blocks) {
             return Err(Refusal::message(format!(
                 "scope {} overlaps work item {} ({} scope {}, {}): finish or cancel it first",
@@ -188,13 +191,9 @@ pub async fn cancel_planned(
     transaction
         .append_audit(actor.now_text, actor.user, "work.cancel", &run_id, &detail)
         .await?;
+    let cancelled = transaction.work_item(work_id).await?;
     transaction.commit().await?;
-    let month = item_month(&item)?;
-    let items = store.work_items(&item.programme, month).await?;
-    Ok(items
-        .into_iter()
-        .find(|found| found.work_id == work_id)
-        .expect("the item just cancelled exists"))
+    Ok(cancelled.expect("the item just cancelled exists"))
 }
 
 /// Scopes are region prefixes, at least one, none a prefix of another (the whole
@@ -206,7 +205,7 @@ fn check_scopes(scopes: &[String]) -> Result<(), Refusal> {
         )));
     }
     for scope in scopes {
-        if scope.len() > SCOPE_DIGITS_MAX || !scope.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_region_scope(scope) {
             return Err(Refusal::message(format!(
                 "--regions: {scope:?} is not a region prefix of up to {SCOPE_DIGITS_MAX} digits"
             )));
@@ -228,9 +227,7 @@ fn check_scopes(scopes: &[String]) -> Result<(), Refusal> {
 }
 
 fn overlapping<'a>(scopes: &'a [String], other: &str) -> Option<&'a String> {
-    scopes
-        .iter()
-        .find(|scope| scope.starts_with(other) || other.starts_with(scope.as_str()))
+    scopes.iter().find(|scope| scopes_overlap(scope, other))
 }
 
 /// One worker's settings.
@@ -332,7 +329,7 @@ pub async fn run_worker(
         let _stop_renewing = AbortOnDrop(renewal.abort_handle());
         let outcome = work_item(store, config, options, &item, &now_text).await;
         let finished_at = crate::clock::format_utc(clock()?);
-        let step = step_of(&item)?;
+        let step = item.step;
         let (step, error) = match &outcome {
             Ok(done) => (done.next_step(), None),
             Err(error) if gives_up(error, step, item.attempts) => {
@@ -407,7 +404,7 @@ async fn work_item(
     item: &WorkItem,
     now_text: &str,
 ) -> anyhow::Result<Done> {
-    match step_of(item)? {
+    match item.step {
         WorkStep::Compute => {
             let request = CreateRunRequest {
                 programme: item.programme.clone(),
@@ -427,10 +424,10 @@ async fn work_item(
             // One run's files in one place: an export recorded before is not repeated
             // into this worker's directory (two copies could be sent twice).
             let run = store.run(&run_id).await?;
-            if run.is_some_and(|run| run.state == "exported") {
+            if run.is_some_and(|run| run.state == RunState::Exported.as_str()) {
                 return Ok(Done::ExportedBefore);
             }
-            let out_dir = run_out_dir(&options.out_dir, &run_id);
+            let out_dir = options.out_dir.join(&run_id);
             let request = ExportRequest {
                 run_id: &run_id,
                 out_dir: &out_dir,
@@ -449,19 +446,9 @@ async fn work_item(
     }
 }
 
-fn step_of(item: &WorkItem) -> anyhow::Result<WorkStep> {
-    WorkStep::parse(&item.step)
-        .ok_or_else(|| anyhow::anyhow!("work item {} step {:?}", item.work_id, item.step))
-}
-
 fn item_month(item: &WorkItem) -> anyhow::Result<Month> {
     Month::parse(&item.month)
         .map_err(|error| anyhow::anyhow!("work item {} month: {error}", item.work_id))
-}
-
-/// Where a worker writes a run's files.
-pub fn run_out_dir(out_dir: &Path, run_id: &str) -> PathBuf {
-    out_dir.join(run_id)
 }
 
 #[cfg(test)]

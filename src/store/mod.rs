@@ -304,7 +304,7 @@ impl StoreTx {
     /// for each other in a cycle.
     pub async fn lock_scope(&mut self, scope: &str) -> StoreResult<()> {
         assert!(
-            scope.len() <= SCOPE_DIGITS_MAX && scope.bytes().all(|b| b.is_ascii_digit()),
+            is_region_scope(scope),
             "a scope is a region prefix of up to {SCOPE_DIGITS_MAX} digits"
         );
         for length in 0..scope.len() {
@@ -344,6 +344,17 @@ impl StoreTx {
 
 /// Digits of the longest region scope (a county's code).
 pub const SCOPE_DIGITS_MAX: usize = 6;
+
+/// A region scope: a prefix of region codes, up to `SCOPE_DIGITS_MAX` digits ("" is
+/// every region).
+pub fn is_region_scope(text: &str) -> bool {
+    text.len() <= SCOPE_DIGITS_MAX && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether two scopes share a household: one is a prefix of the other.
+pub fn scopes_overlap(one: &str, other: &str) -> bool {
+    one.starts_with(other) || other.starts_with(one)
+}
 
 /// First key of the two-key advisory locks on one scope ("dsc") and on one run ("drn").
 /// PostgreSQL keeps two-key locks apart from the one-key locks of `TxLock`.

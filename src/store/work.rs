@@ -24,7 +24,7 @@ pub struct WorkItem {
     pub scope: String,
     pub pay_date: String,
     pub run_no: i64,
-    pub step: String,
+    pub step: WorkStep,
     pub holder: Option<String>,
     pub lease_until: Option<String>,
     pub attempts: i64,
@@ -39,7 +39,11 @@ fn work_item_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<WorkItem> {
         scope: row.text("scope")?,
         pay_date: row.text("pay_date")?,
         run_no: row.int("run_no")?,
-        step: row.text("step")?,
+        step: {
+            let text = row.text("step")?;
+            WorkStep::parse(&text)
+                .ok_or_else(|| StoreError::Corrupt(format!("work item step {text:?}")))?
+        },
         holder: row.opt_text("holder")?,
         lease_until: row.opt_text("lease_until")?,
         attempts: row.int("attempts")?,
@@ -48,13 +52,20 @@ fn work_item_from_row(row: &(impl PlainRow + ?Sized)) -> StoreResult<WorkItem> {
 }
 
 /// What a work item waits for next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WorkStep {
     Compute,
     Approve,
     Done,
     Failed,
     Cancelled,
+}
+
+impl std::fmt::Display for WorkStep {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
 }
 
 impl WorkStep {
@@ -262,11 +273,7 @@ impl StoreTx {
 
     /// The work item `work_id`, if any.
     pub async fn work_item(&mut self, work_id: i64) -> StoreResult<Option<WorkItem>> {
-        let item = with_tx!(self, conn, Db => {
-            sqlx::query("SELECT * FROM work_item WHERE work_id = $1").bind(work_id)
-                .fetch_optional(&mut *conn).await?.as_ref().map(work_item_from_row).transpose()?
-        });
-        Ok(item)
+        self.work_item_where("work_id", work_id).await
     }
 
     /// Closes an item still waiting to be computed, with the reason; false if it was no
@@ -287,8 +294,15 @@ impl StoreTx {
 
     /// The work item that reserved `run_no`, if any.
     pub async fn work_item_of_run_no(&mut self, run_no: i64) -> StoreResult<Option<WorkItem>> {
+        self.work_item_where("run_no", run_no).await
+    }
+
+    /// The item whose `column` (a unique one: `work_id`, `run_no`) is `value`.
+    async fn work_item_where(&mut self, column: &str, value: i64) -> StoreResult<Option<WorkItem>> {
+        assert!(matches!(column, "work_id" | "run_no"), "a unique column");
+        let sql = format!("SELECT * FROM work_item WHERE {column} = $1");
         let item = with_tx!(self, conn, Db => {
-            sqlx::query("SELECT * FROM work_item WHERE run_no = $1").bind(run_no)
+            sqlx::query(&sql).bind(value)
                 .fetch_optional(&mut *conn).await?.as_ref().map(work_item_from_row).transpose()?
         });
         Ok(item)
@@ -391,18 +405,12 @@ mod tests {
     const AFTER_LEASE: &str = "2026-11-20T03:00:00Z";
     const ATTEMPTS: i64 = 3;
 
+    /// Plans `scopes` one after another; each takes the next run number.
     async fn plan(store: &Store, scopes: &[&str]) {
-        let mut transaction = store.begin().await.unwrap();
-        let month = Month::parse(MONTH).unwrap();
         for (offset, scope) in scopes.iter().enumerate() {
-            let run_no = transaction.next_run_no().await.unwrap();
+            let run_no = plan_more(store, scope).await;
             assert_eq!(run_no, 1 + offset as i64, "reservations count as taken");
-            transaction
-                .insert_work_item("dibao", month, scope, "2026-11-20", run_no, "tester", NOW)
-                .await
-                .unwrap();
         }
-        transaction.commit().await.unwrap();
     }
 
     /// Leases: two workers never hold one item, a live lease is skipped, an expired one
@@ -460,7 +468,7 @@ mod tests {
         // Computed but not approved: no worker's until its run is approved.
         let month = Month::parse(MONTH).unwrap();
         let items = store.work_items("dibao", month).await.unwrap();
-        assert_eq!(items[0].step, "approve");
+        assert_eq!(items[0].step, WorkStep::Approve);
         assert_eq!((items[0].holder.as_deref(), items[0].attempts), (None, 0));
         // Released at its step (an error to retry), it keeps its count.
         assert!(store
@@ -505,7 +513,7 @@ mod tests {
             .unwrap()
             .is_none());
         let items = store.work_items("dibao", month).await.unwrap();
-        assert_eq!((items[2].step.as_str(), items[2].attempts), ("failed", 3));
+        assert_eq!((items[2].step, items[2].attempts), (WorkStep::Failed, 3));
         assert!(
             items[2]
                 .last_error
@@ -517,7 +525,8 @@ mod tests {
         );
     }
 
-    async fn plan_more(store: &Store, scope: &str) {
+    /// Plans one more scope; its reserved run number.
+    async fn plan_more(store: &Store, scope: &str) -> i64 {
         let mut transaction = store.begin().await.unwrap();
         let run_no = transaction.next_run_no().await.unwrap();
         let month = Month::parse(MONTH).unwrap();
@@ -526,6 +535,7 @@ mod tests {
             .await
             .unwrap();
         transaction.commit().await.unwrap();
+        run_no
     }
 
     #[test]
