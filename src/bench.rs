@@ -94,7 +94,12 @@ async fn timed<T>(
 }
 
 /// Runs every stage on `context`'s database (which should be fresh) into `out`.
-pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow::Result<String> {
+pub async fn run_bench(
+    context: &Context,
+    households: u64,
+    out: &Path,
+    signing_key: Option<&Path>,
+) -> anyhow::Result<String> {
     let mut figures = Vec::new();
     fresh_dir(out)?;
     let roster = timed(&mut figures, "generate roster", |_| households, async {
@@ -132,8 +137,8 @@ pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow
         approve_demo_run(store, &run.run_id, &keys, &now, &mut ignored),
     )
     .await?;
-    let signing_key = keys.join("bank-signing.pem");
-    crate::sign::write_new_key_pair(&signing_key, KeyAlgorithm::Ed25519)?;
+    let signing_key = bench_signing_key(signing_key, &keys)?;
+    let signed_with = crate::sign::SigningKey::load(&signing_key)?.algorithm();
     let files = fresh_dir(&out.join("bank-files"))?;
     let request = ExportRequest {
         run_id: &run.run_id,
@@ -195,7 +200,22 @@ pub async fn run_bench(context: &Context, households: u64, out: &Path) -> anyhow
         "the benchmark's month did not reconcile: {}",
         outcome.difference
     );
-    write_figures(&figures, households, store.backend_name(), out)
+    let header = format!(
+        "{households} households on {}, files signed with {}",
+        store.backend_name(),
+        signed_with.as_str()
+    );
+    write_figures(&figures, households, &header, store.backend_name(), out)
+}
+
+/// The key export signs with: the one given, or a fresh Ed25519 key in `keys`.
+fn bench_signing_key(given: Option<&Path>, keys: &Path) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let fresh = keys.join("bank-signing.pem");
+    crate::sign::write_new_key_pair(&fresh, KeyAlgorithm::Ed25519)?;
+    Ok(fresh)
 }
 
 /// `OUT/roster.csv`: `households` generated households, the benchmark's (seed 7).
@@ -210,13 +230,18 @@ pub fn write_roster(households: u64, out: &Path) -> anyhow::Result<std::path::Pa
 
 /// `--formats-only`: the bank-file work of an export alone, on generated payments and
 /// without a database (`bench_formats`).
-pub fn run_formats_only(households: u64, out: &Path) -> anyhow::Result<String> {
-    crate::bench_formats::run_formats_bench(households, out)
+pub fn run_formats_only(
+    households: u64,
+    out: &Path,
+    signing_key: Option<&Path>,
+) -> anyhow::Result<String> {
+    crate::bench_formats::run_formats_bench(households, out, signing_key)
 }
 
 fn write_figures(
     figures: &[StageFigure],
     households: u64,
+    header: &str,
     backend: &str,
     out: &Path,
 ) -> anyhow::Result<String> {
@@ -227,7 +252,7 @@ fn write_figures(
         .sum();
     let peak_mib = figures.iter().map(|f| f.peak_mib).max().unwrap_or(0);
     let mut table = format!(
-        "disburse bench: {households} households on {backend}\n  {:<22} {:>10} {:>9} {:>12} {:>9} {:>9}\n",
+        "disburse bench: {header}\n  {:<22} {:>10} {:>9} {:>12} {:>9} {:>9}\n",
         "stage", "rows", "seconds", "rows/s", "cpu s", "peak MiB"
     );
     let mut csv = String::from(

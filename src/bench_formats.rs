@@ -2,7 +2,7 @@
 //! export, without a database. N generated payees are planned into batches as export
 //! plans them (`export::plan`), and each batch is sealed by export's own function
 //! (`export::seal`: rendered, parsed back and checked against its plan, hashed with
-//! SHA-256, signed with Ed25519 and the signature verified), `SEALS_IN_FLIGHT` batches
+//! SHA-256, signed (a fresh Ed25519 key, or `--signing-key`) and the signature verified), `SEALS_IN_FLIGHT` batches
 //! at a time as export seals them, then checked once more by export's final check
 //! (`export::verify::verify_file_bytes`, what `verify_directory` does for each file:
 //! SHA-256, signature, figures), so the figures are all the CPU work export spends on a
@@ -107,15 +107,23 @@ struct Pass {
 
 /// Runs the formats benchmark on `households` generated payees; writes
 /// `out/payments.csv` and `out/formats-bench.csv`; returns the table to print.
-pub fn run_formats_bench(households: u64, out: &Path) -> anyhow::Result<String> {
+pub fn run_formats_bench(
+    households: u64,
+    out: &Path,
+    signing_key: Option<&Path>,
+) -> anyhow::Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let started = Instant::now();
     let lines = generate_lines(households);
     let generate_seconds = started.elapsed().as_secs_f64();
     let payments_csv = out.join("payments.csv");
     write_payments_csv(&lines, &payments_csv)?;
-    let pair = generate_key_pair(KeyAlgorithm::Ed25519)?;
-    let key = SigningKey::from_pkcs8_pem(&pair.private_pkcs8_pem)?;
+    let key = match signing_key {
+        Some(path) => SigningKey::load(path)?,
+        None => SigningKey::from_pkcs8_pem(
+            &generate_key_pair(KeyAlgorithm::Ed25519)?.private_pkcs8_pem,
+        )?,
+    };
     let layouts = load_builtin();
     let routes = Config::builtin().routes;
     let mut digests = String::new();
@@ -134,7 +142,7 @@ pub fn run_formats_bench(households: u64, out: &Path) -> anyhow::Result<String> 
         figures.wall = Some(pass.wall);
         each.push((*letter, *name, figures));
     }
-    let mut report = Report::new(households, generate_seconds);
+    let mut report = Report::new(households, generate_seconds, key.algorithm().as_str());
     report.section("every payment in each layout (same N payments per layout)");
     for (letter, name, figures) in &each {
         report.row(&format!("{letter} {name}"), figures);
@@ -416,9 +424,9 @@ struct Report {
 }
 
 impl Report {
-    fn new(households: u64, generate_seconds: f64) -> Report {
+    fn new(households: u64, generate_seconds: f64, signed_with: &str) -> Report {
         let mut table = format!(
-            "disburse bench --formats-only: {households} generated payments (generated in {generate_seconds:.3} s, not counted)\n"
+            "disburse bench --formats-only: {households} generated payments (generated in {generate_seconds:.3} s, not counted), files signed with {signed_with}\n"
         );
         let _ = writeln!(
             table,

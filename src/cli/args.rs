@@ -138,6 +138,11 @@ pub struct BenchArgs {
     /// such as scripts/pg_national_bench.sh).
     #[arg(long, conflicts_with = "formats_only")]
     pub roster_only: bool,
+    /// Sign the bank files with this PKCS#8 PEM key (RSA, EC P-256 or Ed25519, private
+    /// to its owner) instead of a fresh Ed25519 key. Banks expect RSA (CONTRACTS §3.3):
+    /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out k.pem`.
+    #[arg(long, conflicts_with = "roster_only")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -235,13 +235,19 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) if args.formats_only => {
+            check_bench_signing_key(args.signing_key.as_deref())?;
             println!(
                 "{}",
-                crate::bench::run_formats_only(args.households, &args.out)?
+                crate::bench::run_formats_only(
+                    args.households,
+                    &args.out,
+                    args.signing_key.as_deref()
+                )?
             );
             Ok(())
         }
         Command::Bench(args) => {
+            check_bench_signing_key(args.signing_key.as_deref())?;
             // `--db` left at its default means a fresh SQLite file in the output
             // directory; a PostgreSQL URL should name an empty database.
             let bench_context = if context.db_url == "sqlite://disburse.db" {
@@ -254,9 +260,13 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             } else {
                 Context::for_database(&context.db_url, context)
             };
-            let outcome =
-                crate::bench::run_bench(&bench_context, args.households, &args.out.join("run"))
-                    .await;
+            let outcome = crate::bench::run_bench(
+                &bench_context,
+                args.households,
+                &args.out.join("run"),
+                args.signing_key.as_deref(),
+            )
+            .await;
             // Its own store, closed as `run` closes the command's (the log folded back).
             if let Some(store) = bench_context.store.get() {
                 store.close().await;
@@ -270,6 +280,15 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             crate::service::token_create(context, &args).await
         }
     }
+}
+
+/// A `--signing-key` that cannot sign is refused before the benchmark generates anything.
+fn check_bench_signing_key(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        crate::sign::SigningKey::load(path)
+            .map_err(|error| Refusal::message(format!("--signing-key: {error}")))?;
+    }
+    Ok(())
 }
 
 async fn run_import(context: &Context, command: ImportCommand) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `disburse` binary, and the store on
 //! SQLite and on the real PostgreSQL server, each test on fresh databases.
 
+mod bench;
 mod cli;
 mod crash_matrix;
 mod export;
