@@ -16,7 +16,7 @@
 //!
 //! | name | where |
 //! |---|---|
-//! | `import.after_validation` | `import`: pass 1 done (every row valid), nothing written |
+//! | `import.after_validation` | `import`: pass 1 done (every row valid), nothing committed |
 //! | `import.after_batch` | `import`: a batch of rows written inside the transaction, before commit (`@N`: the N-th batch) |
 //! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
 //! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |

@@ -1,7 +1,7 @@
-//! `disburse import …`: reads a file three times (its SHA-256, validate everything,
-//! then write in batches inside one transaction; the last two hash what they read), so
-//! a refused or changed file changes nothing and a good one lands whole, without
-//! holding the file in memory.
+//! `disburse import …`: reads a file three times (its SHA-256; then at once, validate
+//! everything and write in batches inside one transaction committed only if validation
+//! passes; the last two hash what they read), so a refused or changed file changes
+//! nothing and a good one lands whole, without holding the file in memory.
 
 use crate::cli::key_repeats::{KeyRepeats, Repeat, RepeatCheckError};
 use crate::cli::{Context, Refusal};
@@ -221,38 +221,70 @@ pub async fn import_file<T: 'static>(
         summary.unchanged = summary.rows;
         return Ok(summary);
     }
-    let (report, decisions) = validate(kind, path, encoding, &sha256)?;
-    if !report.is_clean() {
-        return Err(refusal(path, &report).into());
-    }
-    crate::failpoint::hit("import.after_validation");
-    summary.rows = report.rows;
-    summary.warnings = report
-        .warnings
-        .iter()
-        .map(|w| format!("{}:{w}", path.display()))
-        .collect();
+    // Pass 1 runs on a thread of its own beside pass 2, which writes into a transaction
+    // committed only once pass 1 has found the file clean: a refused file is rolled
+    // back whole, so it still changes nothing, and a good one is written while it is
+    // validated instead of after (issue #7: pass 1 was a third of a 1M roster's import).
+    // Should this function return early, the validation thread reads on to the end of
+    // the file and its verdict is dropped.
+    let validation = {
+        let (path, sha256) = (path.to_path_buf(), sha256.clone());
+        tokio::task::spawn_blocking(move || validate(kind, &path, encoding, &sha256))
+    };
     let mut transaction = store.begin().await?;
     // Before anything else, so runs computing now finish on the inputs they started
     // with, and import ids are given in commit order (a roster generation, the largest
     // id, then names one set of inputs: the shared values are kept by it).
     transaction.lock(TxLock::Inputs).await?;
-    let cross_errors = check_decisions_against_store(&mut transaction, &decisions).await?;
-    if !cross_errors.is_empty() {
-        transaction.rollback().await?;
-        let report = ScanReport {
-            errors: cross_errors,
-            ..ScanReport::default()
-        };
-        return Err(refusal(path, &report).into());
-    }
-    write_rows(
+    let written = write_rows(
         context,
         kind,
         path,
         encoding,
         &mut transaction,
         &mut summary,
+    )
+    .await;
+    // Pass 1's verdict comes first: a bad row or a key repeated in the file is reported
+    // as pass 1 words it, whatever pass 2 made of it (pass 2 stops at a row it cannot
+    // parse, and would see a repeat as a conflict).
+    let (report, decisions) = validation
+        .await
+        .context("the import's validation stopped")??;
+    if !report.is_clean() {
+        transaction.rollback().await?;
+        return Err(refusal(path, &report).into());
+    }
+    crate::failpoint::hit("import.after_validation");
+    let written = written?;
+    let cross_errors =
+        check_decisions_against_store(&mut transaction, &decisions, written.import_id).await?;
+    for errors in [cross_errors, written.conflicts] {
+        if !errors.is_empty() {
+            transaction.rollback().await?;
+            let report = ScanReport {
+                errors,
+                ..ScanReport::default()
+            };
+            return Err(refusal(path, &report).into());
+        }
+    }
+    // Both passes read the bytes pass 0 hashed (each checked its SHA-256), so they
+    // parsed the same rows.
+    assert_eq!(written.rows, report.rows, "passes 1 and 2 read other rows");
+    summary.rows = report.rows;
+    summary.warnings = report
+        .warnings
+        .iter()
+        .map(|w| format!("{}:{w}", path.display()))
+        .collect();
+    finish_import(
+        context,
+        kind,
+        path,
+        &mut transaction,
+        &summary,
+        written.import_id,
     )
     .await?;
     transaction.commit().await?;
@@ -368,10 +400,12 @@ fn merge_late_errors(
 }
 
 /// Decisions must name a known household; a resume inside a blacklist year is
-/// refused (P11).
+/// refused (P11). Blacklists stored before this import count from the store, this
+/// file's own from `decisions` (pass 2 has written them too, under `import_id`).
 async fn check_decisions_against_store(
     transaction: &mut StoreTx,
     decisions: &[(u64, Decision)],
+    import_id: i64,
 ) -> anyhow::Result<Vec<RowError>> {
     if decisions.is_empty() {
         return Ok(Vec::new());
@@ -384,7 +418,7 @@ async fn check_decisions_against_store(
     ids.dedup();
     let known = transaction.existing_households(&ids).await?;
     let mut blacklists: Vec<(String, Month)> = transaction
-        .blacklists_of(&ids)
+        .blacklists_of(&ids, import_id)
         .await?
         .into_iter()
         .filter_map(|(id, month)| Month::parse(&month).ok().map(|month| (id, month)))
@@ -428,8 +462,22 @@ async fn check_decisions_against_store(
     Ok(errors)
 }
 
-/// Pass 2: rows written in batches; a row stored earlier with other content is a
-/// conflict, and any conflict refuses the whole file.
+/// What pass 2 wrote: under which import, how many rows, and the rows stored earlier
+/// with other content (conflicts: any refuses the whole file).
+struct Written {
+    import_id: i64,
+    rows: u64,
+    conflicts: Vec<RowError>,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// Pass 2: rows written in batches under a new import (its row count set once pass 1
+/// has counted the rows, by `finish_import`).
 async fn write_rows<T: 'static>(
     context: &Context,
     kind: &'static ImportKind<T>,
@@ -437,20 +485,15 @@ async fn write_rows<T: 'static>(
     encoding: InputEncoding,
     transaction: &mut StoreTx,
     summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    let now = context.now_text()?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+) -> anyhow::Result<Written> {
     let import_id = transaction
         .insert_import_file(
             kind.name,
             &summary.sha256,
-            &file_name,
-            summary.rows,
+            &file_name(path),
+            0,
             &context.user,
-            &now,
+            &context.now_text()?,
         )
         .await?;
     // Parsing and hashing run on a thread of their own, a batch ahead of the writer
@@ -464,6 +507,7 @@ async fn write_rows<T: 'static>(
     let mut writer = BatchWriter {
         kind,
         import_id,
+        rows: 0,
         conflicts: Vec::new(),
     };
     while let Some(batch) = batches.recv().await {
@@ -473,21 +517,41 @@ async fn write_rows<T: 'static>(
     transaction
         .refresh_statistics(kind.table.table, summary.inserted)
         .await?;
-    let conflicts = writer.conflicts;
-    if !conflicts.is_empty() {
-        let report = ScanReport {
-            errors: conflicts,
-            ..ScanReport::default()
-        };
-        return Err(refusal(path, &report).into());
-    }
+    Ok(Written {
+        import_id,
+        rows: writer.rows,
+        conflicts: writer.conflicts,
+    })
+}
+
+/// The import's row count and its audit entry, once both passes agree.
+async fn finish_import<T>(
+    context: &Context,
+    kind: &ImportKind<T>,
+    path: &Path,
+    transaction: &mut StoreTx,
+    summary: &ImportSummary,
+    import_id: i64,
+) -> anyhow::Result<()> {
+    transaction
+        .set_import_row_count(import_id, summary.rows)
+        .await?;
     let detail = format!(
-        "file={file_name} rows={} inserted={} unchanged={}",
-        summary.rows, summary.inserted, summary.unchanged
+        "file={} rows={} inserted={} unchanged={}",
+        file_name(path),
+        summary.rows,
+        summary.inserted,
+        summary.unchanged
     );
     let action = format!("import.{}", kind.name);
     transaction
-        .append_audit(&now, &context.user, &action, &summary.sha256, &detail)
+        .append_audit(
+            &context.now_text()?,
+            &context.user,
+            &action,
+            &summary.sha256,
+            &detail,
+        )
         .await?;
     Ok(())
 }
@@ -539,10 +603,11 @@ fn read_batches<T>(
     Ok(())
 }
 
-/// The conflicts found so far, for the batches written so far.
+/// The rows and conflicts so far, for the batches written so far.
 struct BatchWriter<'a, T> {
     kind: &'a ImportKind<T>,
     import_id: i64,
+    rows: u64,
     conflicts: Vec<RowError>,
 }
 
@@ -559,6 +624,7 @@ impl<T> BatchWriter<'_, T> {
             return Ok(());
         }
         let table = self.kind.table;
+        self.rows += batch.len() as u64;
         let (lines, rows): (Vec<u64>, Vec<ImportRow>) = batch.into_iter().unzip();
         let outcome = transaction
             .upsert_rows(table, self.import_id, &rows)

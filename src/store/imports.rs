@@ -95,6 +95,23 @@ impl StoreTx {
         Ok(import_id)
     }
 
+    /// Sets an import's row count (known once validation has read the whole file).
+    pub async fn set_import_row_count(
+        &mut self,
+        import_id: i64,
+        row_count: u64,
+    ) -> StoreResult<()> {
+        let row_count = i64::try_from(row_count).unwrap_or(i64::MAX);
+        with_tx!(self, conn, Db => {
+            sqlx::query("UPDATE import_file SET row_count = $1 WHERE import_id = $2")
+                .bind(row_count)
+                .bind(import_id)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Inserts rows that are new, skips rows stored identically, and reports rows whose
     /// key exists with other content. At most `IMPORT_BATCH_ROWS` per call.
     pub async fn upsert_rows(
@@ -319,16 +336,20 @@ impl StoreTx {
     }
 
     /// Stored blacklist decisions of these households: (household_id, effective_month).
+    /// Blacklists of these households stored by imports other than `except_import_id`.
     pub async fn blacklists_of(
         &mut self,
         household_ids: &[String],
+        except_import_id: i64,
     ) -> StoreResult<Vec<(String, String)>> {
         let mut found = Vec::new();
         for chunk in household_ids.chunks(INSERT_BATCH_ROWS) {
             with_tx!(self, conn, Db => {
                 let mut query = QueryBuilder::<Db>::new(
-                    "SELECT household_id, effective_month FROM decision WHERE kind = 'blacklist' AND household_id IN (",
+                    "SELECT household_id, effective_month FROM decision WHERE kind = 'blacklist' AND import_id <> ",
                 );
+                query.push_bind(except_import_id);
+                query.push(" AND household_id IN (");
                 let mut separated = query.separated(", ");
                 chunk.iter().for_each(|id| {
                     separated.push_bind(id.clone());

@@ -157,6 +157,53 @@ fn a_file_with_several_bad_rows_reports_all_and_changes_nothing() {
     }
 }
 
+/// Validation and writing run at once (issue #7): a file whose only fault comes after
+/// several batches have been written is still refused as validation words it, with
+/// nothing left behind; a key repeated far apart is a repeat, not a conflict.
+#[test]
+fn a_fault_after_several_written_batches_is_refused_as_validation_words_it() {
+    const ROWS: usize = 25_000; // two and a half of import's 10,000-row batches
+    let good: Vec<_> = (1..=ROWS).map(|n| roster_row(&format!("H{n}"))).collect();
+    let cases = [
+        (
+            "bad-last-row",
+            with(roster_row("HLAST"), "members", "0"),
+            ":25002: members:",
+        ),
+        (
+            "repeat-of-the-first",
+            with(roster_row("H1"), "members", "4"),
+            ":25002: household_id+approved_from: \"H1/2026-01\": appears again (first on line 2)",
+        ),
+    ];
+    for db in TestDb::both() {
+        for (name, last, expected) in &cases {
+            let mut rows = good.clone();
+            rows.push(last.clone());
+            let file = db.write(&format!("{name}.csv"), roster_csv(&rows));
+            let output = db.run(&["import", "roster", file.to_str().unwrap()]);
+            assert_exit(&output, 1);
+            let errors = stderr(&output);
+            assert!(
+                errors.contains(expected),
+                "{}: {name}: {errors}",
+                db.backend
+            );
+            assert!(
+                !errors.contains("changed") && !errors.contains("different content"),
+                "{}: {name}: pass 2's view shown: {errors}",
+                db.backend
+            );
+            assert_eq!(db.count("household_version"), 0, "{}", db.backend);
+            assert_eq!(db.count("import_file"), 0, "{}", db.backend);
+            assert_eq!(db.count("audit_log"), 0, "{}", db.backend);
+        }
+        let file = db.write("good.csv", roster_csv(&good));
+        assert_exit(&db.run(&["import", "roster", file.to_str().unwrap()]), 0);
+        assert_eq!(db.count("household_version"), ROWS as i64, "{}", db.backend);
+    }
+}
+
 #[test]
 fn errors_mask_personal_data() {
     let db = TestDb::sqlite();
