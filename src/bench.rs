@@ -170,12 +170,7 @@ pub async fn run_bench(
         &mut figures,
         "ingest results",
         |_| run.pay_count as u64,
-        async {
-            for file in &answers.files {
-                crate::engine::ingest::ingest_file(store, &actor, file, None).await?;
-            }
-            Ok(())
-        },
+        crate::engine::ingest::ingest_files(store, &actor, &answers.files, None, |_| {}),
     )
     .await?;
     let treasury = out.join("treasury.csv");

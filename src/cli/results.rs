@@ -3,7 +3,7 @@
 use crate::cli::args::{ReconcileArgs, ReturnsIngestArgs};
 use crate::cli::Context;
 use crate::engine::approve::Actor;
-use crate::engine::ingest::ingest_file;
+use crate::engine::ingest::ingest_files;
 use crate::engine::reconcile::reconcile_run;
 
 pub async fn returns_ingest(context: &Context, args: ReturnsIngestArgs) -> anyhow::Result<()> {
@@ -14,8 +14,8 @@ pub async fn returns_ingest(context: &Context, args: ReturnsIngestArgs) -> anyho
     };
     let store = context.store().await?;
     let mut summaries = Vec::new();
-    for file in &args.files {
-        let summary = ingest_file(store, &actor, file, args.format.as_deref()).await?;
+    let format = args.format.as_deref();
+    ingest_files(store, &actor, &args.files, format, |summary| {
         let human = match &summary.duplicate_of {
             Some(earlier) => format!(
                 "{}: already ingested as {earlier}; nothing changed",
@@ -36,7 +36,8 @@ pub async fn returns_ingest(context: &Context, args: ReturnsIngestArgs) -> anyho
             println!("{human}");
         }
         summaries.push(summary);
-    }
+    })
+    .await?;
     if context.json {
         println!("{}", serde_json::json!({ "files": summaries }));
     }

@@ -382,6 +382,7 @@ impl Store {
             "payment",
             "work_item",
             "shared_value_set",
+            "result_file",
         ];
         assert!(TABLES.contains(&table), "unknown table {table}");
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -265,6 +265,52 @@ fn duplicates_conflicts_and_unknown_payments_become_exceptions() {
     }
 }
 
+/// `returns ingest A B C` reads B while A is applied (issue #7), yet still applies
+/// the files in order and stops at the first one refused: C is not applied.
+#[test]
+fn files_ingested_together_apply_in_order_up_to_the_first_refused() {
+    for db in TestDb::both() {
+        let month = exported_month(&db);
+        assert!(month.results.len() >= 2, "{:?}", month.results);
+        let broken = db.write("broken.txt", "H|not a result file\r\n");
+        let (first, second) = (&month.results[0], &month.results[1]);
+        let output = db.run(&[
+            "returns",
+            "ingest",
+            first.to_str().unwrap(),
+            broken.to_str().unwrap(),
+            second.to_str().unwrap(),
+        ]);
+        assert_exit(&output, 1);
+        assert!(
+            stdout(&output).contains(&format!("{} (", first.display())),
+            "{}: {}",
+            db.backend,
+            stdout(&output)
+        );
+        assert!(
+            stderr(&output).contains("broken.txt")
+                && stderr(&output).contains("nothing was applied"),
+            "{}: {}",
+            db.backend,
+            stderr(&output)
+        );
+        assert_eq!(db.count("result_file"), 1, "{}: only the first", db.backend);
+        let again = ingest(&db, &month.results);
+        assert!(
+            again.contains(&format!("{}: already ingested", first.display())),
+            "{}: {again}",
+            db.backend
+        );
+        assert_eq!(
+            db.count("result_file"),
+            month.results.len() as i64,
+            "{}",
+            db.backend
+        );
+    }
+}
+
 #[test]
 fn a_failed_account_is_held_then_reissued_after_correction() {
     for db in TestDb::both() {
