@@ -225,17 +225,27 @@ pub async fn import_file<T: 'static>(
     // committed only once pass 1 has found the file clean: a refused file is rolled
     // back whole, so it still changes nothing, and a good one is written while it is
     // validated instead of after (issue #7: pass 1 was a third of a 1M roster's import).
-    // Should this function return early, the validation thread reads on to the end of
-    // the file and its verdict is dropped.
+    // A bad file now waits for the write lock like a good one, and is written up to its
+    // first bad row (a far repeat: whole) before it is rolled back. Should this function
+    // return early, the validation thread reads on to the end of the file and its
+    // verdict is dropped.
     let validation = {
         let (path, sha256) = (path.to_path_buf(), sha256.clone());
         tokio::task::spawn_blocking(move || validate(kind, &path, encoding, &sha256))
     };
-    let mut transaction = store.begin().await?;
-    // Before anything else, so runs computing now finish on the inputs they started
-    // with, and import ids are given in commit order (a roster generation, the largest
-    // id, then names one set of inputs: the shared values are kept by it).
-    transaction.lock(TxLock::Inputs).await?;
+    let mut transaction = match begin_locked(store).await {
+        Ok(transaction) => transaction,
+        Err(lock_error) => {
+            // A bad file is refused in its own words even when the lock was not had.
+            let (report, _) = validation
+                .await
+                .context("the import's validation stopped")??;
+            if !report.is_clean() {
+                return Err(refusal(path, &report).into());
+            }
+            return Err(lock_error.into());
+        }
+    };
     let written = write_rows(
         context,
         kind,
@@ -252,7 +262,7 @@ pub async fn import_file<T: 'static>(
         .await
         .context("the import's validation stopped")??;
     if !report.is_clean() {
-        transaction.rollback().await?;
+        roll_back_refused(transaction).await;
         return Err(refusal(path, &report).into());
     }
     crate::failpoint::hit("import.after_validation");
@@ -261,7 +271,7 @@ pub async fn import_file<T: 'static>(
         check_decisions_against_store(&mut transaction, &decisions, written.import_id).await?;
     for errors in [cross_errors, written.conflicts] {
         if !errors.is_empty() {
-            transaction.rollback().await?;
+            roll_back_refused(transaction).await;
             let report = ScanReport {
                 errors,
                 ..ScanReport::default()
@@ -295,6 +305,25 @@ pub async fn import_file<T: 'static>(
         "imported"
     );
     Ok(summary)
+}
+
+/// The import's transaction, holding `Inputs` before anything else, so runs computing
+/// now finish on the inputs they started with, and import ids are given in commit order
+/// (a roster generation, the largest id, then names one set of inputs: the shared
+/// values are kept by it).
+async fn begin_locked(store: &crate::store::Store) -> crate::store::StoreResult<StoreTx> {
+    let mut transaction = store.begin().await?;
+    transaction.lock(TxLock::Inputs).await?;
+    Ok(transaction)
+}
+
+/// Rolls back a refused file's writes. A failed rollback (the database already rolled
+/// back after an I/O error, a lost connection) is logged, not shown instead of the
+/// refusal: the transaction is never committed either way.
+async fn roll_back_refused(transaction: StoreTx) {
+    if let Err(error) = transaction.rollback().await {
+        tracing::warn!(%error, "rolling back a refused import failed; nothing was committed");
+    }
 }
 
 /// Pass 1: every row parsed; duplicate keys inside the file refused. Decisions are
@@ -564,8 +593,9 @@ const IMPORT_BATCHES_AHEAD: usize = 1;
 type LinedBatch = Vec<(u64, ImportRow)>;
 
 /// Pass 2's reading side: the file parsed again into batches of `IMPORT_BATCH_ROWS`
-/// rows with their content hashes, sent to the writer. Stops at the first row that no
-/// longer parses (the file changed since pass 1), or when the writer stops listening;
+/// rows with their content hashes, sent to the writer. Stops at the first row that does
+/// not parse (pass 1 reports it; if pass 1 found none, the file changed), or when the
+/// writer stops listening;
 /// after the last batch, an error if the bytes read are not those pass 0 hashed, so
 /// the writer rolls back rather than record rows under another file's SHA-256.
 fn read_batches<T>(

@@ -201,6 +201,13 @@ fn a_fault_after_several_written_batches_is_refused_as_validation_words_it() {
         let file = db.write("good.csv", roster_csv(&good));
         assert_exit(&db.run(&["import", "roster", file.to_str().unwrap()]), 0);
         assert_eq!(db.count("household_version"), ROWS as i64, "{}", db.backend);
+        // The stored row count (set once validation has counted) is what a re-import
+        // reports.
+        let again = db.run(&["--json", "import", "roster", file.to_str().unwrap()]);
+        assert_exit(&again, 0);
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+        assert_eq!(summary["already_imported"], true, "{}", db.backend);
+        assert_eq!(summary["rows"], ROWS, "{}", db.backend);
     }
 }
 
