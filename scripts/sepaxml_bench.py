@@ -32,7 +32,8 @@ but valid German account, deterministically:
 When `formats-bench.csv` (written by the same `bench --formats-only` run) sits beside
 the payments, the script also prints our pain.001 rates and their ratios: rendering
 alone, and everything export does to a file (render, read back and check, SHA-256,
-Ed25519 sign and verify, and the final check `verify_directory` makes of each file
+sign and verify with the bench's key (Ed25519 unless `--signing-key` gave another),
+and the final check `verify_directory` makes of each file
 before anything is recorded: SHA-256, signature and figures once more).
 """
 
@@ -139,7 +140,7 @@ def main() -> int:
         render_rate, sealed_rate, wall_rate = ours
         print(f"disburse pain.001.001.09, rendering alone, one thread: {render_rate:,.0f} tx/s = {render_rate / rate:.1f}x sepaxml")
         print(
-            f"disburse render + check + SHA-256 + Ed25519 sign and verify + export's final check, one thread: "
+            f"disburse render + check + SHA-256 + sign and verify + export's final check, one thread: "
             f"{sealed_rate:,.0f} tx/s = {sealed_rate / rate:.1f}x sepaxml"
         )
         print(
