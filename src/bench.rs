@@ -228,7 +228,7 @@ pub fn write_roster(households: u64, out: &Path) -> anyhow::Result<std::path::Pa
 pub fn run_formats_only(
     households: u64,
     out: &Path,
-    signing_key: Option<&Path>,
+    signing_key: Option<crate::sign::SigningKey>,
 ) -> anyhow::Result<String> {
     crate::bench_formats::run_formats_bench(households, out, signing_key)
 }

@@ -2,8 +2,8 @@
 //! export, without a database. N generated payees are planned into batches as export
 //! plans them (`export::plan`), and each batch is sealed by export's own function
 //! (`export::seal`: rendered, parsed back and checked against its plan, hashed with
-//! SHA-256, signed (a fresh Ed25519 key, or `--signing-key`) and the signature verified), `SEALS_IN_FLIGHT` batches
-//! at a time as export seals them, then checked once more by export's final check
+//! SHA-256, signed (a fresh Ed25519 key, or the key `--signing-key` loaded) and the
+//! signature verified), `SEALS_IN_FLIGHT` batches at a time as export seals them, then checked once more by export's final check
 //! (`export::verify::verify_file_bytes`, what `verify_directory` does for each file:
 //! SHA-256, signature, figures), so the figures are all the CPU work export spends on a
 //! file. Two passes: every payment in its route's layout
@@ -110,7 +110,7 @@ struct Pass {
 pub fn run_formats_bench(
     households: u64,
     out: &Path,
-    signing_key: Option<&Path>,
+    signing_key: Option<SigningKey>,
 ) -> anyhow::Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let started = Instant::now();
@@ -119,7 +119,7 @@ pub fn run_formats_bench(
     let payments_csv = out.join("payments.csv");
     write_payments_csv(&lines, &payments_csv)?;
     let key = match signing_key {
-        Some(path) => SigningKey::load(path)?,
+        Some(key) => key,
         None => SigningKey::from_pkcs8_pem(
             &generate_key_pair(KeyAlgorithm::Ed25519)?.private_pkcs8_pem,
         )?,

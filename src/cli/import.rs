@@ -233,6 +233,8 @@ pub async fn import_file<T: 'static>(
         let (path, sha256) = (path.to_path_buf(), sha256.clone());
         tokio::task::spawn_blocking(move || validate(kind, &path, encoding, &sha256))
     };
+    // One time for the import's record and its audit entry.
+    let now = context.now_text()?;
     let mut transaction = match begin_locked(store).await {
         Ok(transaction) => transaction,
         Err(lock_error) => {
@@ -251,6 +253,7 @@ pub async fn import_file<T: 'static>(
         kind,
         path,
         encoding,
+        &now,
         &mut transaction,
         &mut summary,
     )
@@ -292,6 +295,7 @@ pub async fn import_file<T: 'static>(
         context,
         kind,
         path,
+        &now,
         &mut transaction,
         &summary,
         written.import_id,
@@ -512,6 +516,7 @@ async fn write_rows<T: 'static>(
     kind: &'static ImportKind<T>,
     path: &Path,
     encoding: InputEncoding,
+    now: &str,
     transaction: &mut StoreTx,
     summary: &mut ImportSummary,
 ) -> anyhow::Result<Written> {
@@ -522,7 +527,7 @@ async fn write_rows<T: 'static>(
             &file_name(path),
             0,
             &context.user,
-            &context.now_text()?,
+            now,
         )
         .await?;
     // Parsing and hashing run on a thread of their own, a batch ahead of the writer
@@ -558,6 +563,7 @@ async fn finish_import<T>(
     context: &Context,
     kind: &ImportKind<T>,
     path: &Path,
+    now: &str,
     transaction: &mut StoreTx,
     summary: &ImportSummary,
     import_id: i64,
@@ -574,13 +580,7 @@ async fn finish_import<T>(
     );
     let action = format!("import.{}", kind.name);
     transaction
-        .append_audit(
-            &context.now_text()?,
-            &context.user,
-            &action,
-            &summary.sha256,
-            &detail,
-        )
+        .append_audit(now, &context.user, &action, &summary.sha256, &detail)
         .await?;
     Ok(())
 }

@@ -235,19 +235,15 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) if args.formats_only => {
-            check_bench_signing_key(args.signing_key.as_deref())?;
+            let signing_key = load_bench_signing_key(args.signing_key.as_deref())?;
             println!(
                 "{}",
-                crate::bench::run_formats_only(
-                    args.households,
-                    &args.out,
-                    args.signing_key.as_deref()
-                )?
+                crate::bench::run_formats_only(args.households, &args.out, signing_key)?
             );
             Ok(())
         }
         Command::Bench(args) => {
-            check_bench_signing_key(args.signing_key.as_deref())?;
+            load_bench_signing_key(args.signing_key.as_deref())?;
             // `--db` left at its default means a fresh SQLite file in the output
             // directory; a PostgreSQL URL should name an empty database.
             let bench_context = if context.db_url == "sqlite://disburse.db" {
@@ -282,13 +278,17 @@ async fn dispatch(context: &Context, command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// A `--signing-key` that cannot sign is refused before the benchmark generates anything.
-fn check_bench_signing_key(path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        crate::sign::SigningKey::load(path)
-            .map_err(|error| Refusal::message(format!("--signing-key: {error}")))?;
-    }
-    Ok(())
+/// The `--signing-key` given, loaded; one that cannot sign is refused before the
+/// benchmark generates anything.
+fn load_bench_signing_key(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<crate::sign::SigningKey>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let key = crate::sign::SigningKey::load(path)
+        .map_err(|error| Refusal::message(format!("--signing-key: {error}")))?;
+    Ok(Some(key))
 }
 
 async fn run_import(context: &Context, command: ImportCommand) -> anyhow::Result<()> {

@@ -41,7 +41,7 @@ pub struct IngestSummary {
 /// A result file read, hashed and parsed, before the store is asked anything. A file
 /// that does not parse keeps its reason: it is refused only if it was not ingested
 /// before (a file seen before is a no-op, whatever it holds).
-pub struct PreparedResultFile {
+struct PreparedResultFile {
     path: PathBuf,
     sha256: String,
     parsed: Result<ResultFile, String>,
@@ -49,10 +49,7 @@ pub struct PreparedResultFile {
 
 /// Reads, hashes and parses one result file (no store: it can run on a thread of its
 /// own while an earlier file is applied).
-pub fn prepare_result_file(
-    path: &Path,
-    format: Option<&str>,
-) -> anyhow::Result<PreparedResultFile> {
+fn prepare_result_file(path: &Path, format: Option<&str>) -> anyhow::Result<PreparedResultFile> {
     let size = std::fs::metadata(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
         .len();
@@ -110,7 +107,7 @@ pub async fn ingest_files(
 }
 
 /// Applies one prepared file in one transaction.
-pub async fn ingest_prepared(
+async fn ingest_prepared(
     store: &Store,
     actor: &Actor<'_>,
     prepared: PreparedResultFile,

@@ -335,8 +335,8 @@ impl StoreTx {
         Ok(found)
     }
 
-    /// Stored blacklist decisions of these households: (household_id, effective_month).
-    /// Blacklists of these households stored by imports other than `except_import_id`.
+    /// Blacklist decisions of these households stored by imports other than
+    /// `except_import_id`: (household_id, effective_month).
     pub async fn blacklists_of(
         &mut self,
         household_ids: &[String],
