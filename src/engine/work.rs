@@ -115,7 +115,12 @@ pub async fn plan_month(store: &Store, request: &PlanRequest) -> anyhow::Result<
         )
         .await?;
     transaction.commit().await?;
-    keep_shared_values(store, request.month).await?;
+    // The plan stands once committed: the shared values are a cache run creation fills
+    // itself when it is missing, so failing to fill it now is no reason to report the
+    // plan as failed (a second `work plan` would be refused as overlapping it).
+    if let Err(error) = keep_shared_values(store, request.month).await {
+        tracing::warn!(%error, "the month's shared values were not kept at plan time; the first run will find them");
+    }
     Ok(store.work_items(&request.programme, request.month).await?)
 }
 
@@ -157,26 +162,35 @@ pub async fn cancel_planned(
     reason: &str,
 ) -> anyhow::Result<WorkItem> {
     if reason.trim().is_empty() {
-        return Err(Refusal::message("a cancellation needs a reason").into());
+        return Err(Refusal::message("--reason: a cancellation needs a reason").into());
     }
     let mut transaction = store.begin().await?;
     transaction.lock_shared(TxLock::Inputs).await?;
-    let item = transaction
+    let no_item = || Refusal::message(format!("no work item {work_id}"));
+    let scope = transaction
         .work_item(work_id)
         .await?
-        .ok_or_else(|| Refusal::message(format!("no work item {work_id}")))?;
-    transaction.lock_scope(&item.scope).await?;
+        .ok_or_else(no_item)?
+        .scope;
+    transaction.lock_scope(&scope).await?;
+    // Read again under the scope's lock: a compute in flight may have moved it on.
+    let item = transaction.work_item(work_id).await?.ok_or_else(no_item)?;
     let run_id = crate::run::run_id(item_month(&item)?, item.run_no);
-    if transaction.run_state(&run_id).await?.is_some() {
+    let run_standing = transaction
+        .run_state(&run_id)
+        .await?
+        .is_some_and(|state| state != RunState::Cancelled.as_str());
+    if run_standing {
         return Err(Refusal::message(format!(
             "work item {work_id}: run {run_id} was computed; cancel it with `run cancel {run_id}`"
         ))
         .into());
     }
-    if !transaction
-        .cancel_planned_work(work_id, reason, actor.now_text)
-        .await?
-    {
+    let cancelled = item.step == WorkStep::Compute
+        && transaction
+            .cancel_planned_work(work_id, reason, actor.now_text)
+            .await?;
+    if !cancelled {
         return Err(Refusal::message(format!(
             "work item {work_id} is {}, not waiting to be computed",
             item.step
@@ -319,14 +333,19 @@ pub async fn run_worker(
             return Ok(report);
         };
         tracing::info!(work_id = item.work_id, scope = %scope_label(&item.scope), step = %item.step, attempt = item.attempts, "claimed");
-        let renewal = tokio::spawn(renew_lease(
-            store.clone(),
-            item.work_id,
-            options.holder.clone(),
-            options.lease_seconds,
-            clock,
-        ));
-        let _stop_renewing = AbortOnDrop(renewal.abort_handle());
+        // Not on SQLite: the step's own write transaction would hold each renewal for
+        // the busy timeout, and one worker serves an SQLite file (README), so nobody
+        // is there to take the item over.
+        let renewal = (store.backend_name() == "postgres").then(|| {
+            tokio::spawn(renew_lease(
+                store.clone(),
+                item.work_id,
+                options.holder.clone(),
+                options.lease_seconds,
+                clock,
+            ))
+        });
+        let _stop_renewing = renewal.map(|task| AbortOnDrop(task.abort_handle()));
         let outcome = work_item(store, config, options, &item, &now_text).await;
         let finished_at = crate::clock::format_utc(clock()?);
         let step = item.step;
@@ -374,8 +393,12 @@ pub type Clock = fn() -> anyhow::Result<DateTime<Utc>>;
 /// the lease was lost, or when aborted as the step ends. A renewal that fails (the
 /// database busy) is tried again at the next tick.
 async fn renew_lease(store: Store, work_id: i64, holder: String, lease_seconds: i64, clock: Clock) {
-    let period =
-        std::time::Duration::from_secs(u64::try_from(lease_seconds / 3).unwrap_or(0).max(1));
+    // In milliseconds, so a short lease is still renewed well before it runs out.
+    let period = std::time::Duration::from_millis(
+        u64::try_from(lease_seconds.saturating_mul(1000) / 3)
+            .unwrap_or(0)
+            .max(1),
+    );
     loop {
         tokio::time::sleep(period).await;
         let Ok(now) = clock() else { continue };
@@ -421,10 +444,9 @@ async fn work_item(
         }
         WorkStep::Approve => {
             let run_id = crate::run::run_id(item_month(item)?, item.run_no);
-            // One run's files in one place: an export recorded before is not repeated
-            // into this worker's directory (two copies could be sent twice).
-            let run = store.run(&run_id).await?;
-            if run.is_some_and(|run| run.state == RunState::Exported.as_str()) {
+            // A worker does not export again a run recorded as exported (two copies
+            // could be sent twice).
+            if run_is_exported(store, &run_id).await? {
                 return Ok(Done::ExportedBefore);
             }
             let out_dir = options.out_dir.join(&run_id);
@@ -435,15 +457,22 @@ async fn work_item(
                 user: &options.user,
                 now_text,
             };
-            export_run(store, config, &request).await?;
-            Ok(Done::Exported)
+            match export_run(store, config, &request).await {
+                Ok(_) => Ok(Done::Exported),
+                // A worker whose lease ran out during a slow export, and the one that
+                // took the item over, wait on the run's lock; the second is refused
+                // once the first has committed. The run is exported: nothing failed.
+                Err(_) if run_is_exported(store, &run_id).await? => Ok(Done::ExportedBefore),
+                Err(error) => Err(error),
+            }
         }
-        other => anyhow::bail!(
-            "work item {} is {}: not a worker's",
-            item.work_id,
-            other.as_str()
-        ),
+        other => anyhow::bail!("work item {} is {other}: not a worker's", item.work_id),
     }
+}
+
+async fn run_is_exported(store: &Store, run_id: &str) -> anyhow::Result<bool> {
+    let run = store.run(run_id).await?;
+    Ok(run.is_some_and(|run| run.state == RunState::Exported.as_str()))
 }
 
 fn item_month(item: &WorkItem) -> anyhow::Result<Month> {

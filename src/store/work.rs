@@ -64,7 +64,8 @@ pub enum WorkStep {
 
 impl std::fmt::Display for WorkStep {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.as_str())
+        // `pad`, not `write_str`: `work list` aligns the step in a column (`{:<9}`).
+        formatter.pad(self.as_str())
     }
 }
 
@@ -400,6 +401,13 @@ mod tests {
     use crate::store::test_postgres::TestPostgres;
 
     const MONTH: &str = "2026-11";
+
+    /// `work list` pads the step into a column (regression: `Display` ignored width).
+    #[test]
+    fn a_step_pads_to_its_column() {
+        assert_eq!(format!("[{:<9}]", WorkStep::Approve), "[approve  ]");
+        assert_eq!(format!("[{:>9}]", WorkStep::Done), "[     done]");
+    }
     const NOW: &str = "2026-11-20T02:00:00Z";
     const LEASE_UNTIL: &str = "2026-11-20T02:15:00Z";
     const AFTER_LEASE: &str = "2026-11-20T03:00:00Z";

@@ -329,6 +329,14 @@ fn plans_never_overlap_and_planned_scopes_are_left_to_workers() {
         ]);
         assert_exit(&cancel, 0);
         assert_eq!(items(&db)[0].2, "cancelled");
+        // Its item is closed: `work cancel` says so, not to cancel the (cancelled) run.
+        let again = db.run(&["work", "cancel", "1", "--reason", "twice"]);
+        assert_exit(&again, 1);
+        assert!(
+            stderr(&again).contains("work item 1 is cancelled, not waiting"),
+            "{}",
+            stderr(&again)
+        );
         assert_exit(&plan(&db, "21010"), 0);
         assert_eq!(
             items(&db)[1],
