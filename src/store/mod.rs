@@ -635,6 +635,91 @@ mod tests {
         });
     }
 
+    /// Migration 0008 drops run_line's unique index on end_to_end_id and (SQLite)
+    /// clusters the lines by their key; on both backends, a database that already holds
+    /// lines keeps every row, and the key and the run's foreign key still hold.
+    #[test]
+    fn clustering_the_run_lines_keeps_every_line() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
+            let postgres = test_postgres::TestPostgres::create("migration_0008").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let older = migrated_before(&url, 8).await;
+                for sql in [
+                    "INSERT INTO run (run_id, run_no, programme, month, scope, pay_date, state, created_by, created_at, input_sha256, digest, line_count, pay_count, payable_fen, hold_count, hold_fen, approvals_required) VALUES ('R202611-000001', 1, 'dibao', '2026-11', '', '2026-11-10', 'computed', 'u', 't', 'i', 'd', 2, 1, 80000, 1, 0, 1)",
+                    &run_line_insert(2, "H2", "DB000001-00000002"),
+                    &run_line_insert(1, "H1", "DB000001-00000001"),
+                ] {
+                    execute(&older, sql).await.unwrap();
+                }
+                older.close().await;
+                let store = Store::connect(&url).await.unwrap();
+                let rows = store
+                    .fetch_mapped(
+                        "SELECT line_no, household_id, end_to_end_id, account_name FROM run_line WHERE run_id = 'R202611-000001' ORDER BY line_no",
+                        &[],
+                        |row| {
+                            Ok((
+                                row.int("line_no")?,
+                                row.text("household_id")?,
+                                row.text("end_to_end_id")?,
+                                row.text("account_name")?,
+                            ))
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let line = |no: i64, id: &str, e2e: &str| {
+                    (no, id.to_string(), e2e.to_string(), "张三".to_string())
+                };
+                assert_eq!(
+                    rows,
+                    vec![
+                        line(1, "H1", "DB000001-00000001"),
+                        line(2, "H2", "DB000001-00000002")
+                    ],
+                    "{url}: every line kept"
+                );
+                let again = execute(&store, &run_line_insert(1, "H3", "DB000001-00000009")).await;
+                assert!(again.is_err(), "{url}: the key still holds");
+                let orphan = execute(
+                    &store,
+                    &run_line_insert(3, "H4", "DB000001-00000003")
+                        .replace("R202611-000001", "R209901-000009"),
+                )
+                .await;
+                assert!(orphan.is_err(), "{url}: the run's foreign key still holds");
+                let index_sql = if url.starts_with("sqlite") {
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run_line' AND name NOT LIKE 'sqlite_autoindex_run_line_clustered_1' ORDER BY name"
+                } else {
+                    "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'run_line' AND indexname <> 'run_line_pkey' ORDER BY indexname"
+                };
+                let indexes = store
+                    .fetch_mapped(index_sql, &[], |row| Ok(row.text("name")?))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    indexes,
+                    ["run_line_household"],
+                    "{url}: the id is no longer indexed"
+                );
+                if url.starts_with("sqlite") {
+                    let rowid = execute(&store, "SELECT rowid FROM run_line").await;
+                    assert!(rowid.is_err(), "a WITHOUT ROWID table has no rowid");
+                }
+                store.close().await;
+            }
+        });
+    }
+
+    /// A `run_line` row of run R202611-000001 paying 800 yuan.
+    fn run_line_insert(line_no: i64, household_id: &str, end_to_end_id: &str) -> String {
+        format!(
+            "INSERT INTO run_line VALUES ('R202611-000001', {line_no}, '{household_id}', '2026-01', '210103', 'urban', 'pay', 80000, 0, 0, 0, 0, 80000, '102100099996', '6222020200112233445', '张三', '210103195607233027', '{end_to_end_id}', '', '')"
+        )
+    }
+
     /// Stored values are parsed again on the way out (straight from the row's
     /// bytes): a corrupt one is refused, naming the column and the household, never
     /// echoing the value (it may be an ID number, P13).

@@ -222,21 +222,19 @@ impl Store {
     }
 }
 
-/// PostgreSQL: a payment's columns and its run's state; the join with `run_line` keeps
-/// a payment without its line out, as SQLite's `EXISTS` does (the query's `WHERE`
-/// follows).
+/// PostgreSQL: a payment's columns and its run's state (the query's `WHERE` follows).
+/// A payment is never read beside its line: export writes every payment from its line,
+/// and no line is ever deleted (issue #7: the line's lookup was a fifth of ingest).
 const PG_PAYMENT_SELECT: &str =
     "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, \
-     r.state AS run_state FROM payment p \
-     JOIN run_line l ON l.end_to_end_id = p.end_to_end_id JOIN run r ON r.run_id = p.run_id";
+     r.state AS run_state FROM payment p JOIN run r ON r.run_id = p.run_id";
 
 /// SQLite: a payment's columns by position, its rowid last (the query's `WHERE`
-/// follows). A payment counts only with its line, as with PostgreSQL's join: `EXISTS`
-/// reads the id index alone, where a join would read every line's row too. The run's
-/// state is read once per run (`RunStates`).
+/// follows). As on PostgreSQL, the line is not read; the run's state is read once per
+/// run (`RunStates`).
 const SQLITE_PAYMENT_SELECT: &str =
     "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, p.rowid \
-     FROM payment p WHERE EXISTS (SELECT 1 FROM run_line l WHERE l.end_to_end_id = p.end_to_end_id)";
+     FROM payment p";
 
 /// SQLite: result lines per INSERT statement (9 values each, far below SQLite's 32766).
 const RESULT_LINES_PER_INSERT: usize = 64;
@@ -462,7 +460,7 @@ impl StoreTx {
     async fn payments_of_batch(&mut self, batch_id: &str) -> StoreResult<Vec<InstructedPayment>> {
         match self {
             StoreTx::Sqlite(transaction) => {
-                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.batch_id = $1");
+                let sql = format!("{SQLITE_PAYMENT_SELECT} WHERE p.batch_id = $1");
                 with_raw(transaction, |connection| {
                     sqlite_payments(connection, &sql, &[batch_id])
                 })
@@ -483,7 +481,7 @@ impl StoreTx {
     async fn payments_by_id(&mut self, ids: &[&str]) -> StoreResult<Vec<InstructedPayment>> {
         match self {
             StoreTx::Sqlite(transaction) => {
-                let sql = format!("{SQLITE_PAYMENT_SELECT} AND p.end_to_end_id = $1");
+                let sql = format!("{SQLITE_PAYMENT_SELECT} WHERE p.end_to_end_id = $1");
                 with_raw(transaction, |connection| {
                     sqlite_payments(connection, &sql, ids)
                 })
@@ -509,7 +507,7 @@ impl StoreTx {
         ids: &[&str],
     ) -> StoreResult<HashMap<String, PaymentAccount>> {
         const SELECT: &str = "SELECT p.end_to_end_id, p.household_id, l.account_number \
-            FROM payment p JOIN run_line l ON l.end_to_end_id = p.end_to_end_id";
+            FROM payment p JOIN run_line l ON l.run_id = p.run_id AND l.line_no = p.line_no";
         let account = |row: &dyn PlainRow| -> StoreResult<(String, PaymentAccount)> {
             Ok((
                 row.text("end_to_end_id")?,
@@ -784,7 +782,7 @@ impl Store {
 impl Store {
     /// The lines a batch pays, in line order (for the demo's bank simulator).
     pub async fn batch_lines(&self, batch_id: &str) -> StoreResult<Vec<crate::run::RunLine>> {
-        let sql = "SELECT l.* FROM run_line l JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
+        let sql = "SELECT l.* FROM run_line l JOIN payment p ON p.run_id = l.run_id AND p.line_no = l.line_no \
                    WHERE p.batch_id = $1 ORDER BY l.line_no";
         self.fetch_mapped(sql, &[SqlValue::Text(batch_id.into())], |row| {
             crate::store::runs::line_from_row(row)
