@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 const CHUNK_HOUSEHOLDS: i64 = 5_000;
 
 /// What to compute.
+#[derive(Clone)]
 pub struct CreateRunRequest {
     pub programme: String,
     pub month: Month,
@@ -165,8 +166,8 @@ pub async fn create_run(
         pay_date: &pay_date,
     };
     let mut computer = RunComputer {
-        config,
-        request,
+        config: config.clone(),
+        request: request.clone(),
         run_no,
         digest: RunDigest::new(&header),
         inputs: Context::new(&SHA256),
@@ -180,9 +181,7 @@ pub async fn create_run(
     computer
         .inputs
         .update(format!("{:?}", config.policy).as_bytes());
-    computer
-        .compute_all(&mut transaction, &run_id, chunk_receiver)
-        .await?;
+    let computer = compute_and_write(computer, &mut transaction, &run_id, chunk_receiver).await?;
     reader.await??;
     let line_count = u64::try_from(computer.line_no).expect("line numbers are positive");
     transaction
@@ -341,10 +340,11 @@ fn refuse_overlap(standing: &[StandingRun], request: &CreateRunRequest) -> Resul
     Ok(())
 }
 
-/// Carries the state of one run's computation across chunks.
-struct RunComputer<'a> {
-    config: &'a Config,
-    request: &'a CreateRunRequest,
+/// Carries the state of one run's computation across chunks. It owns what it reads, so
+/// it can compute on a thread of its own (`compute_and_write`).
+struct RunComputer {
+    config: Config,
+    request: CreateRunRequest,
     run_no: i64,
     digest: RunDigest,
     inputs: Context,
@@ -353,23 +353,43 @@ struct RunComputer<'a> {
     line_no: i64,
 }
 
-impl RunComputer<'_> {
-    /// Computes and writes every chunk. The chunks are read ahead by `read_ahead` on a
-    /// connection of its own, so reading chunk k+1 overlaps computing and writing chunk
-    /// k (two cores: the reads were a third of compute's time at 1M households).
-    async fn compute_all(
-        &mut self,
-        transaction: &mut StoreTx,
-        run_id: &str,
-        mut chunks: tokio::sync::mpsc::Receiver<anyhow::Result<ChunkInputs>>,
-    ) -> anyhow::Result<()> {
-        while let Some(chunk) = chunks.recv().await {
-            let lines = self.compute_chunk(&chunk?);
-            transaction.insert_lines(run_id, lines).await?;
-        }
-        Ok(())
-    }
+/// Lines computed ahead of the ones being written: one chunk's.
+const LINE_CHUNKS_AHEAD: usize = 1;
 
+/// Computes every chunk on a blocking thread and writes its lines on `transaction`, so
+/// computing chunk k+1 overlaps writing chunk k, as reading chunk k+2 (`read_ahead`)
+/// overlaps both. The computer alone numbers, hashes and digests the lines, in order.
+/// Gives the computer back for the run's totals once every line is written.
+async fn compute_and_write(
+    mut computer: RunComputer,
+    transaction: &mut StoreTx,
+    run_id: &str,
+    mut chunks: tokio::sync::mpsc::Receiver<anyhow::Result<ChunkInputs>>,
+) -> anyhow::Result<RunComputer> {
+    let (lines_sender, mut lines_receiver) = tokio::sync::mpsc::channel(LINE_CHUNKS_AHEAD);
+    // Ends when the chunks end, at the first error, or when the writer stops listening
+    // (it failed); dropping `chunks` then stops the reader too.
+    let computing = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = chunks.blocking_recv() {
+            let lines = computer.compute_chunk(&chunk?);
+            if lines_sender.blocking_send(lines).is_err() {
+                break;
+            }
+        }
+        anyhow::Ok(computer)
+    });
+    while let Some(lines) = lines_receiver.recv().await {
+        transaction.insert_lines(run_id, lines).await?;
+    }
+    match computing.await {
+        Ok(computed) => computed,
+        // An invariant the computer asserts stays fatal, as it was on this thread.
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl RunComputer {
     fn compute_chunk(&mut self, chunk: &ChunkInputs) -> Vec<RunLine> {
         let mut lines = Vec::with_capacity(chunk.households.len());
         for versions in &chunk.households {

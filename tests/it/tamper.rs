@@ -3,9 +3,11 @@
 //! by `disburse::export::verify_directory`, which names the file (the export engine
 //! runs the same check on its own output before recording it); a wrong key is refused;
 //! an audit row edited behind the application's back is caught by `audit verify`
-//! (exit 1, naming the entry) on both databases.
+//! (exit 1, naming the entry) on both databases; a stored household edited into a value
+//! no import would take stops `run create` in its second chunk, and nothing is kept.
 
 use crate::crash_matrix::{files_in, Scenario, STEPS};
+use crate::imports::{roster_csv, roster_row};
 use crate::support::*;
 use disburse::export::verify_directory;
 use disburse::sign::VerifyingKey;
@@ -109,6 +111,41 @@ fn an_edited_audit_row_is_caught_by_audit_verify_on_both_databases() {
             scenario.db.backend,
             stderr(&verify)
         );
+    }
+}
+
+/// Run creation computes on a thread of its own beside the one that writes: an error
+/// found there after a first chunk of lines was written (chunks are 5,000 households)
+/// still stops the run, names the column and the household without echoing the value
+/// (P13), and leaves no run and no line behind.
+#[test]
+fn a_household_edited_behind_the_application_stops_run_create_and_keeps_nothing() {
+    for db in TestDb::both() {
+        let rows: Vec<_> = (1..=6_000)
+            .map(|n| roster_row(&format!("H{n:06}")))
+            .collect();
+        let roster = db.write("roster.csv", roster_csv(&rows));
+        assert_exit(&db.run(&["import", "roster", roster.to_str().unwrap()]), 0);
+        execute(
+            &db.url,
+            "UPDATE household_version SET head_id_number = '2101021960X' WHERE household_id = 'H005999'",
+        );
+        let create = db.run(&["run", "create", "--month", "2026-11"]);
+        assert!(
+            !create.status.success(),
+            "{}: {}",
+            db.backend,
+            stderr(&create)
+        );
+        let error = stderr(&create);
+        assert!(
+            error.contains("head_id_number of household \"H005999\""),
+            "{}: {error}",
+            db.backend
+        );
+        assert!(!error.contains("2101021960X"), "{}: {error}", db.backend);
+        assert_eq!(db.count("run"), 0, "{}", db.backend);
+        assert_eq!(db.count("run_line"), 0, "{}", db.backend);
     }
 }
 
