@@ -192,12 +192,9 @@ pub async fn run_bench(
     .await?;
     // The pages the stages wrote and the log still holds, copied into the database
     // file as `close` would: the stages' own work, so it counts in the total.
-    timed(
-        &mut figures,
-        "fold log into file",
-        |_| 0,
-        async { Ok(store.fold_log_back().await?) },
-    )
+    timed(&mut figures, "fold log into file", |_| 0, async {
+        Ok(store.fold_log_back().await?)
+    })
     .await?;
     anyhow::ensure!(
         outcome.difference == "0.00",

@@ -1,7 +1,8 @@
-//! `disburse import …`: reads a file three times (its SHA-256; then at once, validate
-//! everything and write in batches inside one transaction committed only if validation
-//! passes; the last two hash what they read), so a refused or changed file changes
-//! nothing and a good one lands whole, without holding the file in memory.
+//! `disburse import …`: reads a file twice (its SHA-256; then once more to validate
+//! every row, handing each good row to a writer that stores it in batches inside one
+//! transaction, committed only if validation passes and the bytes read hash the same),
+//! so a refused or changed file changes nothing and a good one lands whole, without
+//! holding the file in memory.
 
 use crate::cli::key_repeats::{KeyRepeats, Repeat, RepeatCheckError};
 use crate::cli::{Context, Refusal};
@@ -10,9 +11,7 @@ use crate::domain::month::Month;
 use crate::imports::decode::InputEncoding;
 use crate::imports::records::*;
 use crate::imports::table::{ColumnSpec, Row, RowError};
-use crate::imports::{
-    scan, ParsedRow, ParsedRows, RowOutcome, ScanReport, ROW_ERRORS_REPORTED_MAX,
-};
+use crate::imports::{scan, RowOutcome, ScanReport, ROW_ERRORS_REPORTED_MAX};
 use crate::store::values::*;
 use crate::store::{row_key, ImportRow, StoreTx, TxLock, IMPORT_BATCH_ROWS};
 use anyhow::Context as _;
@@ -221,23 +220,35 @@ pub async fn import_file<T: 'static>(
         summary.unchanged = summary.rows;
         return Ok(summary);
     }
-    // Pass 1 runs on a thread of its own beside pass 2, which writes into a transaction
-    // committed only once pass 1 has found the file clean: a refused file is rolled
-    // back whole, so it still changes nothing, and a good one is written while it is
-    // validated instead of after (issue #7: pass 1 was a third of a 1M roster's import).
-    // A bad file now waits for the write lock like a good one, and is written up to its
-    // first bad row (a far repeat: whole) before it is rolled back. Should this function
-    // return early, the validation thread reads on to the end of the file and its
-    // verdict is dropped.
+    // Pass 1 runs on a thread of its own and hands every row it found good to pass 2,
+    // which writes them into a transaction committed only once pass 1 has found the
+    // whole file clean: a refused file is rolled back whole, so it still changes
+    // nothing, and a good one is parsed once and written while it is validated (issue
+    // #7: parsing it a second time for writing was a sixth of a 1M roster's import).
+    // A bad file waits for the write lock like a good one, and its good rows are
+    // written before it is rolled back. Should this function return early (or never
+    // take the lock), the validation thread reads on to the end of the file, handing
+    // nothing over, and its verdict is dropped.
+    let (rows_sender, rows_receiver) = tokio::sync::mpsc::channel(IMPORT_BATCHES_AHEAD);
     let validation = {
         let (path, sha256) = (path.to_path_buf(), sha256.clone());
-        tokio::task::spawn_blocking(move || validate(kind, &path, encoding, &sha256))
+        tokio::task::spawn_blocking(move || {
+            validate(
+                kind,
+                &path,
+                encoding,
+                &sha256,
+                RowForwarder::new(kind, rows_sender),
+            )
+        })
     };
     // One time for the import's record and its audit entry.
     let now = context.now_text()?;
     let mut transaction = match begin_locked(store).await {
         Ok(transaction) => transaction,
         Err(lock_error) => {
+            // No writer: validation goes on alone.
+            drop(rows_receiver);
             // A bad file is refused in its own words even when the lock was not had.
             let (report, _) = validation
                 .await
@@ -252,15 +263,14 @@ pub async fn import_file<T: 'static>(
         context,
         kind,
         path,
-        encoding,
         &now,
         &mut transaction,
         &mut summary,
+        rows_receiver,
     )
     .await;
     // Pass 1's verdict comes first: a bad row or a key repeated in the file is reported
-    // as pass 1 words it, whatever pass 2 made of it (pass 2 stops at a row it cannot
-    // parse, and would see a repeat as a conflict).
+    // as pass 1 words it, whatever pass 2 made of the rows it was handed.
     let (report, decisions) = validation
         .await
         .context("the import's validation stopped")??;
@@ -282,9 +292,11 @@ pub async fn import_file<T: 'static>(
             return Err(refusal(path, &report).into());
         }
     }
-    // Both passes read the bytes pass 0 hashed (each checked its SHA-256), so they
-    // parsed the same rows.
-    assert_eq!(written.rows, report.rows, "passes 1 and 2 read other rows");
+    // A clean file's every row was handed over, and pass 1 read the bytes pass 0 hashed.
+    assert_eq!(
+        written.rows, report.rows,
+        "pass 2 wrote other rows than pass 1 read"
+    );
     summary.rows = report.rows;
     summary.warnings = report
         .warnings
@@ -332,13 +344,23 @@ async fn roll_back_refused(transaction: StoreTx) {
 
 /// Pass 1: every row parsed; duplicate keys inside the file refused. Decisions are
 /// kept (they are few) for the checks that need the store.
+/// Pass 1: every row parsed and checked (each key once in the file), every good row
+/// handed to `rows` (pass 2), the bytes read checked against pass 0's SHA-256.
 fn validate<T>(
     kind: &ImportKind<T>,
     path: &Path,
     encoding: InputEncoding,
     expected_sha256: &str,
+    rows: RowForwarder<T>,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
-    validate_with(kind, path, encoding, KeyRepeats::default(), expected_sha256)
+    validate_with(
+        kind,
+        path,
+        encoding,
+        KeyRepeats::default(),
+        expected_sha256,
+        rows,
+    )
 }
 
 /// `validate` with a given repeat check (tests make one that spills early).
@@ -348,6 +370,7 @@ fn validate_with<T>(
     encoding: InputEncoding,
     mut key_repeats: KeyRepeats,
     expected_sha256: &str,
+    mut rows: RowForwarder<T>,
 ) -> anyhow::Result<(ScanReport, Vec<(u64, Decision)>)> {
     let mut decisions = Vec::new();
     let (reader, sha256) = open_hashing(path)?;
@@ -367,7 +390,10 @@ fn validate_with<T>(
             }
             let key = (kind.key)(&record);
             match key_repeats.see(&key, line, || (kind.key_shown)(&record)) {
-                Ok(None) => Ok(()),
+                Ok(None) => {
+                    rows.hand_over(line, &record);
+                    Ok(())
+                }
                 Ok(Some(repeat)) => Err(repeat_error(kind, &repeat)),
                 Err(RepeatCheckError::TooManyRows) => {
                     check_failure = Some(RepeatCheckError::TooManyRows);
@@ -383,6 +409,8 @@ fn validate_with<T>(
             }
         },
     );
+    // The writer ends its batches before the late checks below.
+    rows.finish();
     if let Some(RepeatCheckError::TemporaryFile(error)) = check_failure {
         return Err(anyhow::Error::new(error)
             .context(format!("cannot check {} for repeated keys", path.display())));
@@ -515,10 +543,10 @@ async fn write_rows<T: 'static>(
     context: &Context,
     kind: &'static ImportKind<T>,
     path: &Path,
-    encoding: InputEncoding,
     now: &str,
     transaction: &mut StoreTx,
     summary: &mut ImportSummary,
+    mut batches: tokio::sync::mpsc::Receiver<LinedBatch>,
 ) -> anyhow::Result<Written> {
     let import_id = transaction
         .insert_import_file(
@@ -530,14 +558,6 @@ async fn write_rows<T: 'static>(
             now,
         )
         .await?;
-    // Parsing and hashing run on a thread of their own, a batch ahead of the writer
-    // (two cores: they were a third of pass 2 at 1M rows).
-    let (sender, mut batches) = tokio::sync::mpsc::channel(IMPORT_BATCHES_AHEAD);
-    let reader_path = path.to_path_buf();
-    let expected_sha256 = summary.sha256.clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        read_batches(kind, &reader_path, encoding, &expected_sha256, &sender)
-    });
     let mut writer = BatchWriter {
         kind,
         import_id,
@@ -545,9 +565,8 @@ async fn write_rows<T: 'static>(
         conflicts: Vec::new(),
     };
     while let Some(batch) = batches.recv().await {
-        writer.write(transaction, summary, batch?).await?;
+        writer.write(transaction, summary, batch).await?;
     }
-    reader.await??;
     transaction
         .refresh_statistics(kind.table.table, summary.inserted)
         .await?;
@@ -585,52 +604,61 @@ async fn finish_import<T>(
     Ok(())
 }
 
-/// Batches parsed ahead of the one being written: one, so three at most are in memory
-/// (being parsed, waiting, being written).
+/// Batches handed over ahead of the one being written: one, so three at most are in
+/// memory (being filled, waiting, being written).
 const IMPORT_BATCHES_AHEAD: usize = 1;
 
 /// Rows of one batch, each with its line (to name a conflict).
 type LinedBatch = Vec<(u64, ImportRow)>;
 
-/// Pass 2's reading side: the file parsed again into batches of `IMPORT_BATCH_ROWS`
-/// rows with their content hashes, sent to the writer. Stops at the first row that does
-/// not parse (pass 1 reports it; if pass 1 found none, the file changed), or when the
-/// writer stops listening;
-/// after the last batch, an error if the bytes read are not those pass 0 hashed, so
-/// the writer rolls back rather than record rows under another file's SHA-256.
-fn read_batches<T>(
-    kind: &ImportKind<T>,
-    path: &Path,
-    encoding: InputEncoding,
-    expected_sha256: &str,
-    sender: &tokio::sync::mpsc::Sender<anyhow::Result<LinedBatch>>,
-) -> anyhow::Result<()> {
-    let changed = || anyhow::anyhow!("{} changed between validation and writing", path.display());
-    let (reader, sha256) = open_hashing(path)?;
-    let rows =
-        ParsedRows::open(reader, encoding, kind.columns, kind.parse_row).map_err(|_| changed())?;
-    let mut batch = Vec::with_capacity(IMPORT_BATCH_ROWS);
-    for parsed in rows {
-        let ParsedRow::Record { line, record, .. } = parsed else {
-            // The writer reports it; the rows written so far are rolled back with it.
-            let _ = sender.blocking_send(Err(changed()));
-            return Ok(());
-        };
-        batch.push((line, ImportRow::new((kind.values)(&record))));
-        if batch.len() == IMPORT_BATCH_ROWS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH_ROWS));
-            if sender.blocking_send(Ok(full)).is_err() {
-                return Ok(());
-            }
+/// Pass 1's hand to pass 2: the good rows, with their values and content hashes, in
+/// batches of `IMPORT_BATCH_ROWS`. Once the writer stops listening (it failed, or never
+/// took the lock) it builds nothing more.
+struct RowForwarder<T> {
+    values: fn(&T) -> Vec<SqlValue>,
+    sender: Option<tokio::sync::mpsc::Sender<LinedBatch>>,
+    batch: LinedBatch,
+}
+
+impl<T> RowForwarder<T> {
+    fn new(kind: &ImportKind<T>, sender: tokio::sync::mpsc::Sender<LinedBatch>) -> Self {
+        RowForwarder {
+            values: kind.values,
+            sender: Some(sender),
+            batch: Vec::with_capacity(IMPORT_BATCH_ROWS),
         }
     }
-    if !batch.is_empty() && sender.blocking_send(Ok(batch)).is_err() {
-        return Ok(());
+
+    fn hand_over(&mut self, line: u64, record: &T) {
+        if self.sender.is_none() {
+            return;
+        }
+        self.batch
+            .push((line, ImportRow::new((self.values)(record))));
+        if self.batch.len() == IMPORT_BATCH_ROWS {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(IMPORT_BATCH_ROWS));
+            self.send(full);
+        }
     }
-    if let Err(refusal) = check_same_bytes(path, "writing", &sha256, expected_sha256) {
-        let _ = sender.blocking_send(Err(refusal.into()));
+
+    /// Sends the last batch and closes the hand-over: the writer's loop ends.
+    fn finish(&mut self) {
+        let last = std::mem::take(&mut self.batch);
+        if !last.is_empty() {
+            self.send(last);
+        }
+        self.sender = None;
     }
-    Ok(())
+
+    fn send(&mut self, batch: LinedBatch) {
+        let listening = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| sender.blocking_send(batch).is_ok());
+        if !listening {
+            self.sender = None;
+        }
+    }
 }
 
 /// The rows and conflicts so far, for the batches written so far.
@@ -689,6 +717,13 @@ impl<T> BatchWriter<'_, T> {
 mod tests {
     use super::*;
     use crate::demo::generate::RosterGenerator;
+    use crate::imports::{ParsedRow, ParsedRows};
+
+    /// A hand-over with no writer: validation alone.
+    fn no_writer<T>(kind: &ImportKind<T>) -> RowForwarder<T> {
+        let (sender, _) = tokio::sync::mpsc::channel(1);
+        RowForwarder::new(kind, sender)
+    }
 
     /// Pass 1 finds duplicates by `kind.key`, pass 2 names conflicts by `row_key` over
     /// the values: the two must spell every key alike.
@@ -737,9 +772,15 @@ mod tests {
             KeyRepeats::with_memory_max(0),
         ] {
             let sha256 = file_sha256(file.path()).expect("the file is readable");
-            let (report, _) =
-                validate_with(&ROSTER, file.path(), InputEncoding::Utf8, check, &sha256)
-                    .expect("the file is readable");
+            let (report, _) = validate_with(
+                &ROSTER,
+                file.path(),
+                InputEncoding::Utf8,
+                check,
+                &sha256,
+                no_writer(&ROSTER),
+            )
+            .expect("the file is readable");
             let repeats: Vec<(u64, &str)> = report
                 .errors
                 .iter()
@@ -779,6 +820,7 @@ mod tests {
                 InputEncoding::Utf8,
                 check,
                 &sha256,
+                no_writer(&STAFF_RELATIVES),
             )
             .expect("the file is readable");
             let shown: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -789,10 +831,12 @@ mod tests {
         }
     }
 
-    /// Pass 0 hashed roster A; by the time pass 1 or pass 2 reads it, the file holds
-    /// roster B, as valid as A. Neither pass may take B's rows for A's file.
+    /// Pass 0 hashed roster A; by the time pass 1 reads it, the file holds roster B, as
+    /// valid as A. Pass 1 hands B's rows to the writer as it reads them, then refuses
+    /// the file, so the writer's transaction is rolled back, never committed under A's
+    /// SHA-256; the same bytes end clean.
     #[test]
-    fn a_file_changed_after_it_was_hashed_is_refused_by_both_passes() {
+    fn a_file_changed_after_it_was_hashed_is_refused() {
         let roster = |seed| {
             let mut bytes = Vec::new();
             RosterGenerator::new(seed)
@@ -806,45 +850,82 @@ mod tests {
         std::fs::write(file.path(), roster(8)).expect("file written");
         let sha256_now = file_sha256(file.path()).expect("the file is readable");
         assert_ne!(sha256_before, sha256_now);
-        let changed = "changed while it was being imported";
 
         let validated = |sha256: &str| {
-            validate_with(
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+            let verdict = validate_with(
                 &ROSTER,
                 file.path(),
                 InputEncoding::Utf8,
                 KeyRepeats::default(),
                 sha256,
-            )
-        };
-        let error = validated(&sha256_before).expect_err("pass 1 read other bytes");
-        assert!(error.to_string().contains(changed), "{error}");
-        let (report, _) = validated(&sha256_now).expect("the same bytes pass");
-        assert!(report.is_clean(), "{:?}", report.errors);
-
-        // Pass 2 sends every batch it parsed, then the refusal last, so the writer rolls
-        // back what it wrote; the same bytes end without one.
-        let written = |sha256: &str| {
-            let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
-            read_batches(&ROSTER, file.path(), InputEncoding::Utf8, sha256, &sender)
-                .expect("the file is readable");
-            drop(sender);
-            let mut rows = 0;
-            let mut errors = Vec::new();
-            while let Some(message) = receiver.blocking_recv() {
-                match message {
-                    Ok(batch) if errors.is_empty() => rows += batch.len(),
-                    Ok(_) => panic!("a batch came after the refusal"),
-                    Err(error) => errors.push(error.to_string()),
-                }
+                RowForwarder::new(&ROSTER, sender),
+            );
+            let mut handed_over = 0;
+            while let Some(batch) = receiver.blocking_recv() {
+                handed_over += batch.len();
             }
-            (rows, errors)
+            (verdict, handed_over)
         };
-        let (rows, errors) = written(&sha256_before);
-        assert_eq!(rows, 5);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains(changed), "{errors:?}");
-        assert_eq!(written(&sha256_now), (5, Vec::new()));
+        let (verdict, handed_over) = validated(&sha256_before);
+        let error = verdict.expect_err("pass 1 read other bytes");
+        assert!(
+            error
+                .to_string()
+                .contains("changed while it was being imported"),
+            "{error}"
+        );
+        assert_eq!(handed_over, 5);
+        let (verdict, handed_over) = validated(&sha256_now);
+        let (report, _) = verdict.expect("the same bytes pass");
+        assert!(report.is_clean(), "{:?}", report.errors);
+        assert_eq!(handed_over, 5);
+    }
+
+    /// Rows whose key repeats are not handed over; once the writer stops listening (here
+    /// at the first full batch), validation reads on to the end and reports every error.
+    #[test]
+    fn only_good_rows_are_handed_over_and_validation_outlives_its_writer() {
+        let mut roster = Vec::new();
+        RosterGenerator::new(7)
+            .write_roster(&mut roster, IMPORT_BATCH_ROWS as u64 + 1, "2026-01")
+            .expect("roster written to memory");
+        let text = String::from_utf8(roster).expect("the generator writes UTF-8");
+        let repeated = text.lines().nth(1).expect("a first row").to_string();
+        let file = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(file.path(), format!("{text}{repeated}\n")).expect("file written");
+        let sha256 = file_sha256(file.path()).expect("the file is readable");
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+        let (report, _) = validate_with(
+            &ROSTER,
+            file.path(),
+            InputEncoding::Utf8,
+            KeyRepeats::default(),
+            &sha256,
+            RowForwarder::new(&ROSTER, sender),
+        )
+        .expect("the file is readable");
+        let lines: Vec<u64> = std::iter::from_fn(|| receiver.blocking_recv())
+            .flatten()
+            .map(|(line, _)| line)
+            .collect();
+        let every_good_line: Vec<u64> = (2..=IMPORT_BATCH_ROWS as u64 + 2).collect();
+        assert_eq!(
+            lines, every_good_line,
+            "the repeat on the last line is not handed over"
+        );
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        let (report, _) = validate_with(
+            &ROSTER,
+            file.path(),
+            InputEncoding::Utf8,
+            KeyRepeats::default(),
+            &sha256,
+            no_writer(&ROSTER),
+        )
+        .expect("the file is readable");
+        assert_eq!(report.rows, IMPORT_BATCH_ROWS as u64 + 2);
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     }
 
     #[test]
