@@ -895,16 +895,21 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temporary file");
         std::fs::write(file.path(), format!("{text}{repeated}\n")).expect("file written");
         let sha256 = file_sha256(file.path()).expect("the file is readable");
+        let validated = |rows| {
+            let path = file.path();
+            validate_with(
+                &ROSTER,
+                path,
+                InputEncoding::Utf8,
+                KeyRepeats::default(),
+                &sha256,
+                rows,
+            )
+            .expect("the file is readable")
+            .0
+        };
         let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
-        let (report, _) = validate_with(
-            &ROSTER,
-            file.path(),
-            InputEncoding::Utf8,
-            KeyRepeats::default(),
-            &sha256,
-            RowForwarder::new(&ROSTER, sender),
-        )
-        .expect("the file is readable");
+        let report = validated(RowForwarder::new(&ROSTER, sender));
         let lines: Vec<u64> = std::iter::from_fn(|| receiver.blocking_recv())
             .flatten()
             .map(|(line, _)| line)
@@ -915,15 +920,7 @@ mod tests {
             "the repeat on the last line is not handed over"
         );
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-        let (report, _) = validate_with(
-            &ROSTER,
-            file.path(),
-            InputEncoding::Utf8,
-            KeyRepeats::default(),
-            &sha256,
-            no_writer(&ROSTER),
-        )
-        .expect("the file is readable");
+        let report = validated(no_writer(&ROSTER));
         assert_eq!(report.rows, IMPORT_BATCH_ROWS as u64 + 2);
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     }
