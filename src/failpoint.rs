@@ -21,7 +21,7 @@
 //! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
 //! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |
 //! | `approve.after_commit` | `run approve`: the approval committed, before the run moves to Approved (a second transaction) |
-//! | `export.before_run_lock` | not an abort: `run export` pauses `PAUSE` here, its run read and checked, before it takes the run's lock (a cancellation can slip in; `it/work.rs`) |
+//! | `export.before_run_lock` | not an abort: `run export` pauses here until a line on stdin (`pause`), its run read and checked, before it takes the run's lock (a cancellation can slip in; `it/work.rs`) |
 //! | `export.after_stage` | `run export`: a file or signature written to `.NAME.tmp` and fsynced (`@N`: the N-th staged file) |
 //! | `export.after_rename` | `run export`: every file and signature renamed into place, before the manifest |
 //! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
@@ -96,15 +96,25 @@ pub fn hit(name: &str) {
     }
 }
 
-/// How long `pause` waits: long enough for a test to act in the gap.
-pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+/// The longest `pause` waits for its go-ahead (a test that never gives one).
+pub const PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Sleeps `PAUSE` if `name` is the armed point and this is the armed hit, saying so on
-/// stderr first (a test waits for that line, then acts while this process waits).
+/// If `name` is the armed point and this is the armed hit: says so on stderr, then
+/// waits until a line arrives on stdin, stdin closes, or `PAUSE_MAX` passes. A test
+/// waits for that stderr line, acts while this process waits, then lets it go on: a
+/// handshake, not a race against a fixed sleep.
 pub async fn pause(name: &str) {
     if fires(name) {
-        eprintln!("fail point {name} reached: pausing");
-        tokio::time::sleep(PAUSE).await;
+        eprintln!("fail point {name} reached: pausing until a line on stdin");
+        let (go_ahead, went_ahead) = tokio::sync::oneshot::channel();
+        // A thread of its own, not the runtime's blocking pool: if no line ever comes,
+        // the process still ends without waiting for it.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let _ = go_ahead.send(());
+        });
+        let _ = tokio::time::timeout(PAUSE_MAX, went_ahead).await;
     }
 }
 

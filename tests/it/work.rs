@@ -471,7 +471,7 @@ fn a_planned_scope_is_cancelled_before_it_is_computed() {
 /// written (regression: the files of a cancelled run were left in `--out`).
 #[test]
 fn a_cancel_that_slips_in_before_the_export_locks_the_run_leaves_no_file() {
-    use std::io::BufRead as _;
+    use std::io::{BufRead as _, Write as _};
     for db in TestDb::both() {
         prepared(&db);
         let create = db.run_as(
@@ -487,6 +487,7 @@ fn a_cancel_that_slips_in_before_the_export_locks_the_run_leaves_no_file() {
                 "--db", &db.url, "--user", "operator", "run", "export", &run_id,
             ])
             .args(["--out", "bank-files", "--key", "bank.pem"])
+            .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -495,6 +496,8 @@ fn a_cancel_that_slips_in_before_the_export_locks_the_run_leaves_no_file() {
         assert!(paused.contains("pausing"), "{paused}");
         let cancel = db.run(&["run", "cancel", &run_id, "--reason", "wrong month"]);
         assert_exit(&cancel, 0);
+        // The export goes on only now, however long the cancel took.
+        writeln!(export.stdin.take().unwrap()).unwrap();
         let status = export.wait().unwrap();
         let rest: Vec<String> = stderr_lines.map(Result::unwrap).collect();
         assert_eq!(status.code(), Some(1), "{}: {rest:?}", db.backend);
