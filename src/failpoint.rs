@@ -16,6 +16,7 @@
 //!
 //! | name | where |
 //! |---|---|
+//! | `import.after_hash` | not an abort: `import` pauses here until a line on stdin (`pause`), the file hashed and not yet imported, before it is read again (the file can be replaced; `it/imports.rs`) |
 //! | `import.after_validation` | `import`: pass 1 done (every row valid), nothing committed |
 //! | `import.after_batch` | `import`: a batch of rows written inside the transaction, before commit (`@N`: the N-th batch) |
 //! | `compute.before_commit` | `run create`: every line, the totals and the audit entry written, before commit |
@@ -37,6 +38,7 @@ pub const ENV: &str = "DISBURSE_FAILPOINT";
 
 /// Every point, for the tests and the docs.
 pub const POINTS: &[&str] = &[
+    "import.after_hash",
     "import.after_validation",
     "import.after_batch",
     "compute.before_commit",

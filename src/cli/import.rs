@@ -120,7 +120,8 @@ fn file_sha256(path: &Path) -> anyhow::Result<String> {
 }
 
 /// A pass's reader that feeds every byte it reads to a SHA-256 the pass keeps a handle
-/// on. The file is read three times (hash, validate, write) and may change in between
+/// on. The file is read twice (its SHA-256, then validation, which hands the rows to
+/// the writer) and may change in between
 /// (an upload still being written, a file its sender replaced): a pass that read the
 /// bytes pass 0 hashed read the file the import records.
 struct HashingReader<R> {
@@ -220,6 +221,7 @@ pub async fn import_file<T: 'static>(
         summary.unchanged = summary.rows;
         return Ok(summary);
     }
+    crate::failpoint::pause("import.after_hash").await;
     // Pass 1 runs on a thread of its own and hands every row it found good to pass 2,
     // which writes them into a transaction committed only once pass 1 has found the
     // whole file clean: a refused file is rolled back whole, so it still changes
@@ -342,10 +344,9 @@ async fn roll_back_refused(transaction: StoreTx) {
     }
 }
 
-/// Pass 1: every row parsed; duplicate keys inside the file refused. Decisions are
-/// kept (they are few) for the checks that need the store.
 /// Pass 1: every row parsed and checked (each key once in the file), every good row
 /// handed to `rows` (pass 2), the bytes read checked against pass 0's SHA-256.
+/// Decisions are kept (they are few) for the checks that need the store.
 fn validate<T>(
     kind: &ImportKind<T>,
     path: &Path,

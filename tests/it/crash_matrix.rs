@@ -310,6 +310,7 @@ fn every_fail_point_then_resume_equals_a_clean_run_on_sqlite() {
     let exercised: std::collections::BTreeSet<&str> = points.iter().map(|p| bare(p)).collect();
     for point in disburse::failpoint::POINTS {
         let elsewhere = [
+            "import.after_hash",
             "export.before_run_lock",
             "export.write_error",
             "ingest.before_commit",

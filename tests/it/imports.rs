@@ -211,6 +211,40 @@ fn a_fault_after_several_written_batches_is_refused_as_validation_words_it() {
     }
 }
 
+/// The file is replaced after import hashed it and before it is read again (an upload
+/// still being written, a sender replacing it): the rows read are another file's,
+/// already handed to the writer in batches, and the import is refused with nothing
+/// kept, on both backends.
+#[test]
+fn a_file_replaced_after_it_was_hashed_is_refused_and_nothing_is_kept() {
+    const ROWS: usize = 25_000; // past two of import's 10,000-row batches
+    let roster = |prefix: &str| {
+        let rows: Vec<_> = (1..=ROWS)
+            .map(|n| roster_row(&format!("{prefix}{n}")))
+            .collect();
+        roster_csv(&rows)
+    };
+    for db in TestDb::both() {
+        let file = db.write("roster.csv", roster("A"));
+        let import = PausedRun::start(
+            &db,
+            "import.after_hash",
+            &["import", "roster", file.to_str().unwrap()],
+        );
+        std::fs::write(&file, roster("B")).unwrap();
+        let (status, rest) = import.go_on();
+        assert!(!status.success(), "{}: {rest}", db.backend);
+        assert!(
+            rest.contains("changed while it was being imported"),
+            "{}: {rest}",
+            db.backend
+        );
+        assert_eq!(db.count("household_version"), 0, "{}", db.backend);
+        assert_eq!(db.count("import_file"), 0, "{}", db.backend);
+        assert_eq!(db.count("audit_log"), 0, "{}", db.backend);
+    }
+}
+
 #[test]
 fn errors_mask_personal_data() {
     let db = TestDb::sqlite();

@@ -148,6 +148,48 @@ pub fn disburse_command(dir: &Path) -> Command {
     command
 }
 
+/// The binary run with `args` on `db` and fail point `point` armed: a `pause` point,
+/// so it has stopped there once this returns. Its stdin lets it go on
+/// (`PausedRun::go_on`).
+pub struct PausedRun {
+    child: std::process::Child,
+    stderr_lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl PausedRun {
+    pub fn start(db: &TestDb, point: &str, args: &[&str]) -> PausedRun {
+        use std::io::BufRead as _;
+        let mut child = disburse_command(db.dir.path())
+            .env("DISBURSE_FAILPOINT", point)
+            .args(["--db", &db.url])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run disburse");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let mut stderr_lines = std::io::BufReader::new(stderr).lines();
+        let paused = stderr_lines.next().expect("a first line").expect("stderr");
+        assert!(paused.contains("pausing"), "{paused}");
+        PausedRun {
+            child,
+            stderr_lines,
+        }
+    }
+
+    /// Lets the run go on; its exit status and the rest of its stderr.
+    pub fn go_on(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Write as _;
+        writeln!(self.child.stdin.take().expect("stdin piped")).expect("the run reads stdin");
+        let status = self.child.wait().expect("the run ends");
+        let rest: Vec<String> = self
+            .stderr_lines
+            .map(|line| line.expect("stderr"))
+            .collect();
+        (status, rest.join("\n"))
+    }
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }

@@ -471,7 +471,6 @@ fn a_planned_scope_is_cancelled_before_it_is_computed() {
 /// written (regression: the files of a cancelled run were left in `--out`).
 #[test]
 fn a_cancel_that_slips_in_before_the_export_locks_the_run_leaves_no_file() {
-    use std::io::{BufRead as _, Write as _};
     for db in TestDb::both() {
         prepared(&db);
         let create = db.run_as(
@@ -481,27 +480,27 @@ fn a_cancel_that_slips_in_before_the_export_locks_the_run_leaves_no_file() {
         assert_exit(&create, 0);
         let run_id = run_ids()[0].clone();
         approve_all_of(&db, std::slice::from_ref(&run_id));
-        let mut export = disburse_command(db.dir.path())
-            .env("DISBURSE_FAILPOINT", "export.before_run_lock")
-            .args([
-                "--db", &db.url, "--user", "operator", "run", "export", &run_id,
-            ])
-            .args(["--out", "bank-files", "--key", "bank.pem"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr_lines = std::io::BufReader::new(export.stderr.take().unwrap()).lines();
-        let paused = stderr_lines.next().unwrap().unwrap();
-        assert!(paused.contains("pausing"), "{paused}");
+        let export = PausedRun::start(
+            &db,
+            "export.before_run_lock",
+            &[
+                "--user",
+                "operator",
+                "run",
+                "export",
+                &run_id,
+                "--out",
+                "bank-files",
+                "--key",
+                "bank.pem",
+            ],
+        );
         let cancel = db.run(&["run", "cancel", &run_id, "--reason", "wrong month"]);
         assert_exit(&cancel, 0);
         // The export goes on only now, however long the cancel took.
-        writeln!(export.stdin.take().unwrap()).unwrap();
-        let status = export.wait().unwrap();
-        let rest: Vec<String> = stderr_lines.map(Result::unwrap).collect();
-        assert_eq!(status.code(), Some(1), "{}: {rest:?}", db.backend);
-        assert!(rest.join("\n").contains("changed to cancelled"), "{rest:?}");
+        let (status, rest) = export.go_on();
+        assert_eq!(status.code(), Some(1), "{}: {rest}", db.backend);
+        assert!(rest.contains("changed to cancelled"), "{rest}");
         let written = std::fs::read_dir(db.path("bank-files")).map_or(0, |dir| dir.count());
         assert_eq!(written, 0, "{}: no file of a cancelled run", db.backend);
     }
