@@ -309,12 +309,19 @@ impl StoreTx {
         Ok(item)
     }
 
-    /// Closes the open work item of a cancelled run (its scope is planned again).
-    pub async fn cancel_work_of_run_no(&mut self, run_no: i64, now: &str) -> StoreResult<()> {
-        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, finished_at = $1 \
-                   WHERE run_no = $2 AND step IN ('compute', 'approve')";
+    /// Closes the open work item of a cancelled run (its scope is planned again), with
+    /// `why` as its last error, so `work list` says why the item closed.
+    pub async fn cancel_work_of_run_no(
+        &mut self,
+        run_no: i64,
+        why: &str,
+        now: &str,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, \
+                   last_error = $1, finished_at = $2 \
+                   WHERE run_no = $3 AND step IN ('compute', 'approve')";
         with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(now).bind(run_no).execute(&mut *conn).await?;
+            sqlx::query(sql).bind(why).bind(now).bind(run_no).execute(&mut *conn).await?;
         });
         Ok(())
     }

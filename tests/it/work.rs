@@ -329,6 +329,11 @@ fn plans_never_overlap_and_planned_scopes_are_left_to_workers() {
         ]);
         assert_exit(&cancel, 0);
         assert_eq!(items(&db)[0].2, "cancelled");
+        let listed = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
+        assert_eq!(
+            listed["items"][0]["last_error"], "run R202611-000001 cancelled: wrong pay date",
+            "work list says why the item closed"
+        );
         // Its item is closed: `work cancel` says so, not to cancel the (cancelled) run.
         let again = db.run(&["work", "cancel", "1", "--reason", "twice"]);
         assert_exit(&again, 1);
