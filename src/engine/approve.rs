@@ -285,7 +285,9 @@ pub async fn cancel_run(
         .cancel_run(run_id, actor.user, actor.now_text, reason)
         .await?;
     // A planned scope whose run is cancelled is no longer anyone's work (plan it again).
-    let why = format!("run {run_id} cancelled: {reason}");
+    // Shown by `work list`: digit runs masked as its errors are (P13).
+    let why =
+        crate::domain::mask::mask_digits_in_text(&format!("run {run_id} cancelled: {reason}"));
     transaction
         .cancel_work_of_run_no(run.run_no, &why, actor.now_text)
         .await?;

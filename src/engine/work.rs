@@ -188,7 +188,11 @@ pub async fn cancel_planned(
     }
     let cancelled = item.step == WorkStep::Compute
         && transaction
-            .cancel_planned_work(work_id, reason, actor.now_text)
+            .cancel_planned_work(
+                work_id,
+                &crate::domain::mask::mask_digits_in_text(reason),
+                actor.now_text,
+            )
             .await?;
     if !cancelled {
         return Err(Refusal::message(format!(

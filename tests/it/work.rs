@@ -325,14 +325,15 @@ fn plans_never_overlap_and_planned_scopes_are_left_to_workers() {
             "cancel",
             "R202611-000001",
             "--reason",
-            "wrong pay date",
+            "wrong pay date for 210102196001010011",
         ]);
         assert_exit(&cancel, 0);
         assert_eq!(items(&db)[0].2, "cancelled");
         let listed = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
         assert_eq!(
-            listed["items"][0]["last_error"], "run R202611-000001 cancelled: wrong pay date",
-            "work list says why the item closed"
+            listed["items"][0]["last_error"],
+            "run R202611-000001 cancelled: wrong pay date for ****0011",
+            "work list says why the item closed, an ID number masked (P13)"
         );
         // Its item is closed: `work cancel` says so, not to cancel the (cancelled) run.
         let again = db.run(&["work", "cancel", "1", "--reason", "twice"]);
@@ -454,10 +455,22 @@ fn a_planned_scope_is_cancelled_before_it_is_computed() {
         let no_reason = db.run(&["work", "cancel", "1", "--reason", " "]);
         assert_exit(&no_reason, 1);
         assert_exit(
-            &db.run(&["work", "cancel", "1", "--reason", "wrong scope"]),
+            &db.run(&[
+                "work",
+                "cancel",
+                "1",
+                "--reason",
+                "wrong scope, see 6222020200112233445",
+            ]),
             0,
         );
         assert_eq!(items(&db)[0].2, "cancelled", "{}", db.backend);
+        let listed_items = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
+        assert_eq!(
+            listed_items["items"][0]["last_error"], "wrong scope, see ****3445",
+            "{}: the reason kept, an account number masked (P13)",
+            db.backend
+        );
         let report = worker(&db, "w1");
         assert_eq!(listed(&report["report"]["computed"]), ["R202611-000002"]);
         let computed = db.run(&["work", "cancel", "2", "--reason", "too late"]);
