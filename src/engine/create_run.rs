@@ -9,7 +9,7 @@ use crate::engine::{AbortOnDrop, Refusal};
 use crate::policy::calc::{apply_holds, compute, HouseholdMonth, PriorLine};
 use crate::policy::flag;
 use crate::run::{end_to_end_id, run_id, RunDigest, RunHeader, RunLine, RUN_LINES_MAX, RUN_NO_MAX};
-use crate::store::values::{content_sha256, decision_values, household_values};
+use crate::store::values::{content_sha256, decision_values, household_sha256};
 use crate::store::{
     is_region_scope, scopes_overlap, HouseholdHold, RunRecord, StandingRun, Store, StoreTx, TxLock,
     WorkItem, WorkStep, SCOPE_DIGITS_MAX,
@@ -444,8 +444,7 @@ impl RunComputer {
         self.add_shared_flags(version, &mut computed.flags);
         apply_holds(&self.config.policy, &mut computed);
         for used in versions {
-            self.inputs
-                .update(content_sha256(&household_values(used)).as_bytes());
+            self.inputs.update(household_sha256(used).as_bytes());
         }
         for decision in decisions {
             self.inputs
