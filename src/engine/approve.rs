@@ -8,7 +8,7 @@ use crate::run::{
     approval_message, approvals_cover, next_state, ApprovalRecord, RunEvent, RunState,
 };
 use crate::sign::{SigningKey, VerifyingKey};
-use crate::store::{ApproverRecord, RunRecord, Store};
+use crate::store::{ApproverRecord, CancelWork, RunRecord, Store};
 use std::path::Path;
 
 /// Who acts and when.
@@ -285,11 +285,10 @@ pub async fn cancel_run(
         .cancel_run(run_id, actor.user, actor.now_text, reason)
         .await?;
     // A planned scope whose run is cancelled is no longer anyone's work (plan it again).
-    // Shown by `work list`: digit runs masked as its errors are (P13).
-    let why =
-        crate::domain::mask::mask_digits_in_text(&format!("run {run_id} cancelled: {reason}"));
+    let why = format!("run {run_id} cancelled: {reason}");
+    let of_run = CancelWork::OfRun { run_no: run.run_no };
     transaction
-        .cancel_work_of_run_no(run.run_no, &why, actor.now_text)
+        .cancel_work(of_run, &why, actor.now_text)
         .await?;
     transaction
         .append_audit(actor.now_text, actor.user, "run.cancel", run_id, reason)

@@ -19,7 +19,8 @@ use crate::engine::export::{export_run, ExportRequest};
 use crate::engine::{AbortOnDrop, Refusal};
 use crate::run::RunState;
 use crate::store::{
-    is_region_scope, scopes_overlap, Store, TxLock, WorkItem, WorkStep, SCOPE_DIGITS_MAX,
+    is_region_scope, scopes_overlap, CancelWork, Store, TxLock, WorkItem, WorkStep,
+    SCOPE_DIGITS_MAX,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::PathBuf;
@@ -188,11 +189,7 @@ pub async fn cancel_planned(
     }
     let cancelled = item.step == WorkStep::Compute
         && transaction
-            .cancel_planned_work(
-                work_id,
-                &crate::domain::mask::mask_digits_in_text(reason),
-                actor.now_text,
-            )
+            .cancel_work(CancelWork::Waiting { work_id }, reason, actor.now_text)
             .await?;
     if !cancelled {
         return Err(Refusal::message(format!(

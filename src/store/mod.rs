@@ -31,7 +31,7 @@ pub use results::{
 };
 pub use runs::{ApproverRecord, GroupTotal, PlaceTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
-pub use work::{WorkItem, WorkStep};
+pub use work::{CancelWork, WorkItem, WorkStep};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -46,16 +46,11 @@ fn opt_text(value: Option<String>) -> SqlValue {
 /// SHA-256 over the values with separators: equal rows have equal hashes, so a
 /// re-import of the same row is recognised and a changed row is a conflict.
 pub fn content_sha256(values: &[SqlValue]) -> String {
-    // One buffer for the whole row, not a string per value: the same bytes as the
-    // canonical values joined by U+001F.
-    let mut joined = Vec::with_capacity(512);
-    for (position, value) in values.iter().enumerate() {
-        if position > 0 {
-            joined.push(0x1f);
-        }
-        value.push_canonical(&mut joined);
+    let mut canonical = CanonicalBytes::default();
+    for value in values {
+        value.push_canonical(canonical.next_value());
     }
-    hex::encode(digest(&SHA256, &joined))
+    canonical.sha256_hex()
 }
 
 /// A table's insertable columns (before `content_sha256` and `import_id`, which every
@@ -121,12 +116,20 @@ impl ValueSink for Vec<SqlValue> {
     }
 }
 
-/// `content_sha256`'s input, built without a value per column: each value's canonical
-/// text (`SqlValue::push_canonical`), joined by U+001F.
-#[derive(Default)]
+/// `content_sha256`'s input in one buffer (not a string per value): each value's
+/// canonical text (`SqlValue::push_canonical`), joined by U+001F.
 struct CanonicalBytes {
     bytes: Vec<u8>,
     values: usize,
+}
+
+impl Default for CanonicalBytes {
+    fn default() -> Self {
+        CanonicalBytes {
+            bytes: Vec::with_capacity(512),
+            values: 0,
+        }
+    }
 }
 
 impl CanonicalBytes {
@@ -193,7 +196,6 @@ pub fn household_values(household: &Household) -> Vec<SqlValue> {
 /// creation hashes every household version it reads).
 pub fn household_sha256(household: &Household) -> String {
     let mut canonical = CanonicalBytes::default();
-    canonical.bytes.reserve(512);
     household_fields(household, &mut canonical);
     canonical.sha256_hex()
 }

@@ -62,6 +62,16 @@ pub enum WorkStep {
     Cancelled,
 }
 
+/// Which work item `StoreTx::cancel_work` closes.
+#[derive(Clone, Copy, Debug)]
+pub enum CancelWork {
+    /// This item, only while it waits to be computed (`work cancel`).
+    Waiting { work_id: i64 },
+    /// The open item (waiting to be computed or approved) that reserved this run
+    /// number: its run was cancelled, so its scope is planned again.
+    OfRun { run_no: i64 },
+}
+
 impl std::fmt::Display for WorkStep {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `pad`, not `write_str`: `work list` aligns the step in a column (`{:<9}`).
@@ -277,22 +287,6 @@ impl StoreTx {
         self.work_item_where("work_id", work_id).await
     }
 
-    /// Closes an item still waiting to be computed, with the reason; false if it was no
-    /// longer waiting.
-    pub async fn cancel_planned_work(
-        &mut self,
-        work_id: i64,
-        reason: &str,
-        now: &str,
-    ) -> StoreResult<bool> {
-        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, \
-                   last_error = $1, finished_at = $2 WHERE work_id = $3 AND step = 'compute'";
-        let changed = with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(reason).bind(now).bind(work_id).execute(&mut *conn).await?.rows_affected()
-        });
-        Ok(changed == 1)
-    }
-
     /// The work item that reserved `run_no`, if any.
     pub async fn work_item_of_run_no(&mut self, run_no: i64) -> StoreResult<Option<WorkItem>> {
         self.work_item_where("run_no", run_no).await
@@ -309,21 +303,30 @@ impl StoreTx {
         Ok(item)
     }
 
-    /// Closes the open work item of a cancelled run (its scope is planned again), with
-    /// `why` as its last error, so `work list` says why the item closed.
-    pub async fn cancel_work_of_run_no(
+    /// Closes the work item `which` names if it is still open in the way `which` says,
+    /// with `why` as its last error (digit runs masked, P13: `work list` shows it);
+    /// false if there was none to close.
+    pub async fn cancel_work(
         &mut self,
-        run_no: i64,
+        which: CancelWork,
         why: &str,
         now: &str,
-    ) -> StoreResult<()> {
-        let sql = "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, \
-                   last_error = $1, finished_at = $2 \
-                   WHERE run_no = $3 AND step IN ('compute', 'approve')";
-        with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(why).bind(now).bind(run_no).execute(&mut *conn).await?;
+    ) -> StoreResult<bool> {
+        let (filter, id) = match which {
+            CancelWork::Waiting { work_id } => ("work_id = $3 AND step = 'compute'", work_id),
+            CancelWork::OfRun { run_no } => {
+                ("run_no = $3 AND step IN ('compute', 'approve')", run_no)
+            }
+        };
+        let sql = format!(
+            "UPDATE work_item SET step = 'cancelled', holder = NULL, lease_until = NULL, \
+             last_error = $1, finished_at = $2 WHERE {filter}"
+        );
+        let why = crate::domain::mask::mask_digits_in_text(why);
+        let changed = with_tx!(self, conn, Db => {
+            sqlx::query(&sql).bind(why).bind(now).bind(id).execute(&mut *conn).await?.rows_affected()
         });
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// The last import's id: every import bumps it, so shared values found at one

@@ -112,6 +112,15 @@ fn items(db: &TestDb) -> Vec<(String, i64, String, i64)> {
         .collect()
 }
 
+/// The last error `work list` shows for the month's item at `index`.
+fn last_error(db: &TestDb, index: usize) -> String {
+    let json = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
+    json["items"][index]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn run_ids() -> Vec<String> {
     (1..=SCOPES.len())
         .map(|n| format!("R202611-{n:06}"))
@@ -329,9 +338,8 @@ fn plans_never_overlap_and_planned_scopes_are_left_to_workers() {
         ]);
         assert_exit(&cancel, 0);
         assert_eq!(items(&db)[0].2, "cancelled");
-        let listed = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
         assert_eq!(
-            listed["items"][0]["last_error"],
+            last_error(&db, 0),
             "run R202611-000001 cancelled: wrong pay date for ****0011",
             "work list says why the item closed, an ID number masked (P13)"
         );
@@ -465,9 +473,9 @@ fn a_planned_scope_is_cancelled_before_it_is_computed() {
             0,
         );
         assert_eq!(items(&db)[0].2, "cancelled", "{}", db.backend);
-        let listed_items = json_of(&db.run(&["--json", "work", "list", "--month", MONTH]));
         assert_eq!(
-            listed_items["items"][0]["last_error"], "wrong scope, see ****3445",
+            last_error(&db, 0),
+            "wrong scope, see ****3445",
             "{}: the reason kept, an account number masked (P13)",
             db.backend
         );
