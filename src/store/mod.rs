@@ -731,6 +731,92 @@ mod tests {
         });
     }
 
+    /// Migration 0009 (PostgreSQL): payment pages keep room for ingest's update, so a
+    /// payment's new status is written heap-only, with no new entry in any of the
+    /// table's indexes (issue #7). Counted by PostgreSQL itself inside the updating
+    /// transaction. On SQLite the same updates are checked to land, row by row.
+    #[test]
+    fn ingest_updates_payments_without_touching_their_indexes() {
+        const PAYMENTS: i64 = 300;
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("hot.db").display());
+            let postgres = test_postgres::TestPostgres::create("payment_hot").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let store = Store::connect(&url).await.unwrap();
+                execute(&store, "INSERT INTO run (run_id, run_no, programme, month, scope, pay_date, state, created_by, created_at, input_sha256, digest, line_count, pay_count, payable_fen, hold_count, hold_fen, approvals_required) VALUES ('R202611-000001', 1, 'dibao', '2026-11', '', '2026-11-10', 'exported', 'u', 't', 'i', 'd', 300, 300, 24000000, 0, 0, 1)").await.unwrap();
+                execute(&store, "INSERT INTO batch VALUES ('R202611-000001-B0001', 'R202611-000001', 1, 'pain001', '102', '11001000000000000001', '2026-11-10', 'f.xml', 300, 24000000, 'sha', 'rsa', 'k', 'u', 't')").await.unwrap();
+                let ids: Vec<String> = (1..=PAYMENTS)
+                    .map(|line| format!("DB000001-{line:08}"))
+                    .collect();
+                for (line, id) in (1..).zip(&ids) {
+                    execute(&store, &format!(
+                        "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                         VALUES ('{id}', 'R202611-000001', 'R202611-000001-B0001', {line}, '21010300{line:04}', '102100099996', 80000)"
+                    )).await.unwrap();
+                }
+                // As ingest writes them: every NULL export left is filled, and one
+                // payment in ten fails with a reason in Chinese.
+                let serials: Vec<String> = (1..=PAYMENTS)
+                    .map(|line| format!("ICBC20261110{line:08}"))
+                    .collect();
+                let updates: Vec<PaymentUpdate> = ids
+                    .iter()
+                    .zip(&serials)
+                    .enumerate()
+                    .map(|(index, (id, serial))| {
+                        let failed = index % 10 == 9;
+                        PaymentUpdate {
+                            locator: PaymentLocator::BY_ID,
+                            end_to_end_id: id,
+                            status: if failed { "failed" } else { "paid" },
+                            results_seen: 1,
+                            reason_code: failed.then_some("AC04"),
+                            reason_text: failed.then(|| "账户已销户".to_string()),
+                            bank_serial: Some(serial),
+                        }
+                    })
+                    .collect();
+                let mut transaction = store.begin().await.unwrap();
+                transaction
+                    .update_payments(&updates, &"ab".repeat(32), "2026-11-12T09:30:00+08:00")
+                    .await
+                    .unwrap();
+                if url.starts_with("postgres") {
+                    let counts = transaction
+                        .fetch_mapped(
+                            "SELECT pg_stat_get_xact_tuples_updated('payment'::regclass) AS updated, \
+                             pg_stat_get_xact_tuples_hot_updated('payment'::regclass) AS heap_only",
+                            &[],
+                            |row| Ok((row.int("updated")?, row.int("heap_only")?)),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        counts,
+                        vec![(PAYMENTS, PAYMENTS)],
+                        "updated and heap-only updates"
+                    );
+                }
+                transaction.commit().await.unwrap();
+                let statuses = store
+                    .fetch_mapped(
+                        "SELECT status, COUNT(*) AS n FROM payment WHERE bank_serial LIKE 'ICBC%' AND result_sha256 IS NOT NULL GROUP BY status ORDER BY status",
+                        &[],
+                        |row| Ok((row.text("status")?, row.int("n")?)),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    statuses,
+                    vec![("failed".to_string(), 30), ("paid".to_string(), 270)],
+                    "{url}: every update landed"
+                );
+                store.close().await;
+            }
+        });
+    }
+
     /// A `run_line` row of run R202611-000001 paying 800 yuan.
     fn run_line_insert(line_no: i64, household_id: &str, end_to_end_id: &str) -> String {
         format!(

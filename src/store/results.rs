@@ -24,6 +24,11 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaymentLocator(Option<i64>);
 
+impl PaymentLocator {
+    /// No row position: the update finds the payment by its id.
+    pub const BY_ID: PaymentLocator = PaymentLocator(None);
+}
+
 /// Payments of one batch in one status: how many, and their sum.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentStatusTotal {
@@ -350,7 +355,7 @@ fn instructed_from_row(
         amount: Fen::new(row.int("amount_fen")?),
         results_seen: row.int("results_seen")?,
         run_state: shared.get(&row.text("run_state")?),
-        locator: PaymentLocator(None),
+        locator: PaymentLocator::BY_ID,
     })
 }
 
@@ -557,7 +562,7 @@ impl StoreTx {
                 for u in updates {
                     let (update, rowid) = match u.locator {
                         PaymentLocator(Some(rowid)) => (&mut update_by_rowid, rowid),
-                        PaymentLocator(None) => (&mut update_by_id, 0),
+                        PaymentLocator::BY_ID => (&mut update_by_id, 0),
                     };
                     let changed = update.execute(&[
                         &u.status,
