@@ -817,6 +817,60 @@ mod tests {
         });
     }
 
+    /// The shared values are taken from each household's version current in the
+    /// month: an account a household has left, or will only have later, is not
+    /// shared by it, and one household's several versions never share with each
+    /// other (P15 holds).
+    #[test]
+    fn shared_values_come_from_the_versions_current_in_the_month() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+            let postgres = test_postgres::TestPostgres::create("shared_values").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let store = Store::connect(&url).await.unwrap();
+                execute(&store, "INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 7, 'u', 't')").await.unwrap();
+                for (household, from, account) in [
+                    ("H1", "2026-01", "A"),
+                    ("H1", "2026-06", "B"),
+                    ("H2", "2026-01", "A"),
+                    ("H3", "2026-01", "B"),
+                    ("H4", "2026-01", "C"),
+                    ("H4", "2026-12", "B"),
+                    ("H5", "2026-01", "C"),
+                ] {
+                    execute(&store, &format!(
+                        "INSERT INTO household_version VALUES ('{household}', '{from}', '210103', 'urban', '张三', 'ID-{account}', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', 'AC-{account}', 'card', '张三', 'hash', 1)"
+                    )).await.unwrap();
+                }
+                for (month, expected) in [
+                    ("2026-05", vec!["A", "C"]),
+                    ("2026-11", vec!["B", "C"]),
+                    ("2026-12", vec!["B"]),
+                ] {
+                    let month = crate::domain::month::Month::parse(month).unwrap();
+                    let mut transaction = store.begin_read().await.unwrap();
+                    for (column, prefix) in [("account_number", "AC-"), ("head_id_number", "ID-")] {
+                        let mut found: Vec<String> = transaction
+                            .shared_values(column, month)
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .collect();
+                        found.sort();
+                        let expected: Vec<String> = expected
+                            .iter()
+                            .map(|value| format!("{prefix}{value}"))
+                            .collect();
+                        assert_eq!(found, expected, "{url}: {column} in {month}");
+                    }
+                    transaction.rollback().await.unwrap();
+                }
+                store.close().await;
+            }
+        });
+    }
+
     /// A `run_line` row of run R202611-000001 paying 800 yuan.
     fn run_line_insert(line_no: i64, household_id: &str, end_to_end_id: &str) -> String {
         format!(
