@@ -871,6 +871,143 @@ mod tests {
         });
     }
 
+    /// Every reference of the four tables written a row per household holds on both
+    /// backends: SQLite by its foreign keys, PostgreSQL (migration 0010) by checks per
+    /// statement and on the parents. A row naming no parent is refused, a parent still
+    /// named is neither deleted nor re-keyed, and a parent named by an open transaction's
+    /// new rows is locked until it ends.
+    #[test]
+    fn references_hold_whether_checked_per_row_or_per_statement() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("refs.db").display());
+            let postgres = test_postgres::TestPostgres::create("references").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let store = Store::connect(&url).await.unwrap();
+                for sql in [
+                    "INSERT INTO import_file (kind, sha256, file_name, row_count, imported_by, imported_at) VALUES ('roster', 'x', 'r.csv', 1, 'u', 't')",
+                    "INSERT INTO run (run_id, run_no, programme, month, scope, pay_date, state, created_by, created_at, input_sha256, digest, line_count, pay_count, payable_fen, hold_count, hold_fen, approvals_required) VALUES ('R202611-000001', 1, 'dibao', '2026-11', '', '2026-11-10', 'exported', 'u', 't', 'i', 'd', 1, 1, 80000, 0, 0, 1)",
+                    "INSERT INTO batch VALUES ('B1', 'R202611-000001', 1, 'csv', '102', 'P', '2026-11-10', 'f.csv', 1, 80000, 'sha', 'rsa', 'k', 'u', 't')",
+                    "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) VALUES ('s', 'csv', 'r.csv', 1, 'u', 't')",
+                    &household_version_insert(1),
+                    &run_line_insert(1, "H1", "DB000001-00000001"),
+                    &payment_row_insert("R202611-000001", "B1"),
+                    &payment_result_insert(1),
+                ] {
+                    execute(&store, sql).await.unwrap_or_else(|error| panic!("{url}: {sql}: {error}"));
+                }
+                let refused = [
+                    (household_version_insert(9), "a version of no import"),
+                    (
+                        run_line_insert(2, "H2", "DB000001-00000002")
+                            .replace("R202611-000001", "R209901-000009"),
+                        "a line of no run",
+                    ),
+                    (
+                        payment_row_insert("R209901-000009", "B1"),
+                        "a payment of no run",
+                    ),
+                    (
+                        payment_row_insert("R202611-000001", "B9"),
+                        "a payment in no batch",
+                    ),
+                    (payment_result_insert(9), "a result of no file"),
+                    (
+                        "UPDATE payment SET batch_id = 'B9'".to_string(),
+                        "a payment moved to no batch",
+                    ),
+                    (
+                        "UPDATE run_line SET run_id = 'R209901-000009'".to_string(),
+                        "a line moved to no run",
+                    ),
+                    (
+                        "DELETE FROM run".to_string(),
+                        "a run with lines and payments deleted",
+                    ),
+                    (
+                        "DELETE FROM batch".to_string(),
+                        "a batch with payments deleted",
+                    ),
+                    (
+                        "DELETE FROM result_file".to_string(),
+                        "a result file with lines deleted",
+                    ),
+                    (
+                        "DELETE FROM import_file".to_string(),
+                        "an import with versions deleted",
+                    ),
+                    (
+                        "UPDATE batch SET batch_id = 'B2'".to_string(),
+                        "a batch with payments re-keyed",
+                    ),
+                ];
+                for (sql, what) in refused {
+                    let error = execute(&store, &sql)
+                        .await
+                        .expect_err(&format!("{url}: {what} was kept"));
+                    if url.starts_with("postgres") {
+                        let code = error.as_database_error().and_then(|error| error.code());
+                        assert_eq!(code.as_deref(), Some("23503"), "{url}: {what}: {error}");
+                    }
+                }
+                let counts = store
+                    .fetch_mapped(
+                        "SELECT (SELECT COUNT(*) FROM household_version) + (SELECT COUNT(*) FROM run_line) \
+                         + (SELECT COUNT(*) FROM payment) + (SELECT COUNT(*) FROM payment_result) AS n",
+                        &[],
+                        |row| Ok(row.int("n")?),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(counts, vec![4], "{url}: nothing refused was kept");
+                if let Store::Postgres(pool) = &store {
+                    // File 2 has no lines yet. While an open transaction adds one, the
+                    // file is locked: deleting it waits (here until the lock timeout)
+                    // instead of missing the uncommitted line and leaving it orphaned.
+                    execute(&store, "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) VALUES ('s2', 'csv', 'r2.csv', 1, 'u', 't')").await.unwrap();
+                    let mut inserting = pool.begin().await.unwrap();
+                    sqlx::query(&payment_result_insert(2))
+                        .execute(&mut *inserting)
+                        .await
+                        .unwrap();
+                    let mut deleting = pool.begin().await.unwrap();
+                    sqlx::query("SET LOCAL lock_timeout = '300ms'")
+                        .execute(&mut *deleting)
+                        .await
+                        .unwrap();
+                    let error = sqlx::query("DELETE FROM result_file WHERE result_file_id = 2")
+                        .execute(&mut *deleting)
+                        .await
+                        .expect_err("a file named by an open transaction's new line is locked");
+                    let code = error.as_database_error().and_then(|error| error.code());
+                    assert_eq!(code.as_deref(), Some("55P03"), "{error}");
+                    deleting.rollback().await.unwrap();
+                    inserting.commit().await.unwrap();
+                }
+                store.close().await;
+            }
+        });
+    }
+
+    /// A `household_version` row of household H1 from import `import_id`.
+    fn household_version_insert(import_id: i64) -> String {
+        format!("INSERT INTO household_version VALUES ('H1', '2026-0{import_id}', '210103', 'urban', '张三', '210103195607233027', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233445', 'card', '张三', 'hash', {import_id})")
+    }
+
+    /// A `payment` row (its id and line made from the run and batch, so each is new).
+    fn payment_row_insert(run_id: &str, batch_id: &str) -> String {
+        let line_no = if batch_id == "B1" { 1 } else { 2 };
+        format!(
+            "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+             VALUES ('{run_id}-{batch_id}', '{run_id}', '{batch_id}', {line_no}, 'H1', '102100099996', 80000)"
+        )
+    }
+
+    /// A `payment_result` row, line 1 of result file `result_file_id`.
+    fn payment_result_insert(result_file_id: i64) -> String {
+        format!("INSERT INTO payment_result VALUES ({result_file_id}, 1, 'E1', 'paid', 80000, NULL, NULL, 'S1', 'applied')")
+    }
+
     /// A `run_line` row of run R202611-000001 paying 800 yuan.
     fn run_line_insert(line_no: i64, household_id: &str, end_to_end_id: &str) -> String {
         format!(
