@@ -839,9 +839,14 @@ mod tests {
                     ("H4", "2026-12", "B"),
                     ("H5", "2026-01", "C"),
                 ] {
-                    execute(&store, &format!(
-                        "INSERT INTO household_version VALUES ('{household}', '{from}', '210103', 'urban', '张三', 'ID-{account}', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', 'AC-{account}', 'card', '张三', 'hash', 1)"
-                    )).await.unwrap();
+                    let sql = version_insert(
+                        household,
+                        from,
+                        &format!("ID-{account}"),
+                        &format!("AC-{account}"),
+                        1,
+                    );
+                    execute(&store, &sql).await.unwrap();
                 }
                 for (month, expected) in [
                     ("2026-05", vec!["A", "C"]),
@@ -991,7 +996,26 @@ mod tests {
 
     /// A `household_version` row of household H1 from import `import_id`.
     fn household_version_insert(import_id: i64) -> String {
-        format!("INSERT INTO household_version VALUES ('H1', '2026-0{import_id}', '210103', 'urban', '张三', '210103195607233027', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '6222020200112233445', 'card', '张三', 'hash', {import_id})")
+        let from = format!("2026-0{import_id}");
+        version_insert(
+            "H1",
+            &from,
+            "210103195607233027",
+            "6222020200112233445",
+            import_id,
+        )
+    }
+
+    /// A `household_version` row in region 210103 with these key, ID number, account
+    /// and import; the other columns as any valid household has them.
+    fn version_insert(
+        household: &str,
+        from: &str,
+        id_number: &str,
+        account: &str,
+        import_id: i64,
+    ) -> String {
+        format!("INSERT INTO household_version VALUES ('{household}', '{from}', '210103', 'urban', '张三', '{id_number}', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '{account}', 'card', '张三', 'hash', {import_id})")
     }
 
     /// A `payment` row (its id and line made from the run and batch, so each is new).
