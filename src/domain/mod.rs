@@ -8,3 +8,4 @@ pub mod mask;
 pub mod money;
 pub mod month;
 pub mod payment;
+pub mod repeated_values;

@@ -108,9 +108,16 @@ pub async fn create_run(
     let cached = transaction
         .cached_shared_values(request.month, generation)
         .await?;
-    // The reader starts at once: unless the shared values are known, its first job is
-    // one of the two grouped scans for them, beside the other on this transaction (a
-    // core each).
+    let from_cache = cached.is_some();
+    // On SQLite one ordered pass in this process finds both kinds (faster than SQLite's
+    // two sorts); on PostgreSQL, or past the in-memory limit, the database groups.
+    let known = match cached {
+        Some(values) => Some(values),
+        None => transaction.shared_values_in_one_pass(request.month).await?,
+    };
+    // The reader starts at once: unless the shared values are known by now, its first
+    // job is one of the two grouped scans for them, beside the other on this
+    // transaction (a core each).
     let (id_numbers_sender, id_numbers_receiver) = tokio::sync::oneshot::channel();
     let (chunk_sender, chunk_receiver) = tokio::sync::mpsc::channel(CHUNKS_READ_AHEAD);
     let reader = tokio::spawn(read_ahead(
@@ -120,12 +127,12 @@ pub async fn create_run(
             month: request.month,
             scope: request.scope.clone(),
         },
-        cached.is_none().then_some(id_numbers_sender),
+        known.is_none().then_some(id_numbers_sender),
         chunk_sender,
     ));
     // Stops the reader if this fails early (it would otherwise read on unheard).
     let _abort_reader = AbortOnDrop(reader.abort_handle());
-    let (accounts, id_numbers) = match cached {
+    let (accounts, id_numbers) = match known {
         Some(values) => values,
         None => {
             let accounts = transaction
@@ -138,18 +145,20 @@ pub async fn create_run(
                     anyhow::bail!("the run's reader stopped before it read anything");
                 }
             };
-            store
-                .keep_shared_values_beside(
-                    &mut transaction,
-                    request.month,
-                    generation,
-                    &accounts,
-                    &id_numbers,
-                )
-                .await?;
             (accounts, id_numbers)
         }
     };
+    if !from_cache {
+        store
+            .keep_shared_values_beside(
+                &mut transaction,
+                request.month,
+                generation,
+                &accounts,
+                &id_numbers,
+            )
+            .await?;
+    }
     let facts = SharedFacts {
         accounts,
         id_numbers,

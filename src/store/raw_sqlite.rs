@@ -199,6 +199,13 @@ impl<'c> Prepared<'c> {
     }
 }
 
+/// A text column of a row read by position, in place (no copy).
+pub(crate) fn text_ref<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> StoreResult<&'r str> {
+    row.get_ref(index)?
+        .as_str()
+        .map_err(|error| StoreError::Corrupt(format!("column {index} is not text: {error}")))
+}
+
 impl ToSql for SqlValue {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {

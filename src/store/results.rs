@@ -6,7 +6,7 @@ use crate::domain::ids::BankCode;
 use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
 use crate::store::export::{batch_from_row, BatchRecord};
-use crate::store::raw_sqlite::{with_raw, Prepared};
+use crate::store::raw_sqlite::{text_ref, with_raw, Prepared};
 use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
 use crate::store::{
@@ -314,13 +314,6 @@ impl<'c> RunStates<'c> {
         self.last.clone_from(&known);
         Ok(known)
     }
-}
-
-/// SQLite: a text column read in place (no copy).
-fn text_ref<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> StoreResult<&'r str> {
-    row.get_ref(index)?.as_str().map_err(|error| {
-        StoreError::Corrupt(format!("payment column {index} is not text: {error}"))
-    })
 }
 
 /// SQLite: one row of `SQLITE_PAYMENT_SELECT`, or `None` when its run does not exist.
