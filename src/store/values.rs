@@ -142,7 +142,7 @@ impl CanonicalBytes {
     }
 
     fn sha256_hex(&self) -> String {
-        hex::encode(digest(&SHA256, &self.bytes))
+        crate::sign::digest_hex(digest(&SHA256, &self.bytes).as_ref())
     }
 }
 
@@ -332,7 +332,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\u{1f}");
-        hex::encode(digest(&SHA256, joined.as_bytes()))
+        crate::sign::digest_hex(digest(&SHA256, joined.as_bytes()).as_ref())
     }
 
     fn any_value() -> impl Strategy<Value = SqlValue> {
