@@ -113,9 +113,12 @@ impl Month {
 impl fmt::Display for Month {
     /// `YYYY-MM`, spelt by hand: a month is shown for every household a run hashes and
     /// every line it writes, and `write!` with padded numbers cost several times more.
-    /// The year is 1900..=2199 (`Month::new`), so the text is always seven characters.
+    /// Arithmetic (`plus`, `from_index`) can step outside `Month::new`'s years; a year
+    /// without exactly four digits is shown by `write!`, never refused.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let year = u32::try_from(self.year).expect("a month's year is 1900..=2199");
+        let Ok(year @ 1000..=9999) = u32::try_from(self.year) else {
+            return write!(formatter, "{:04}-{:02}", self.year, self.month);
+        };
         let mut text = *b"0000-00";
         for (position, value) in [(0, year / 100), (2, year % 100), (5, self.month)] {
             let value = u8::try_from(value).expect("two digits");
@@ -176,6 +179,9 @@ mod tests {
             format!("[{:>9}]", Month::new(2026, 1).unwrap()),
             "[  2026-01]"
         );
+        for (year, shown) in [(999, "0999-03"), (10_000, "10000-03"), (-1, "-001-03")] {
+            assert_eq!(Month { year, month: 3 }.to_string(), shown);
+        }
     }
 
     #[test]

@@ -115,9 +115,9 @@ pub async fn create_run(
         Some(values) => Some(values),
         None => transaction.shared_values_in_one_pass(request.month).await?,
     };
-    // The reader starts at once: unless the shared values are known by now, its first
-    // job is one of the two grouped scans for them, beside the other on this
-    // transaction (a core each).
+    // The reader starts now: unless the shared values are known by now (from the
+    // cache, or SQLite's one pass above), its first job is one of the two grouped scans
+    // for them, beside the other on this transaction (a core each).
     let (id_numbers_sender, id_numbers_receiver) = tokio::sync::oneshot::channel();
     let (chunk_sender, chunk_receiver) = tokio::sync::mpsc::channel(CHUNKS_READ_AHEAD);
     let reader = tokio::spawn(read_ahead(

@@ -137,14 +137,21 @@ async fn keep_shared_values(store: &Store, month: Month) -> anyhow::Result<()> {
         .await?
         .is_none()
     {
-        // The two scans side by side, a core each, as run creation does; the reader sees
-        // the same roster (no import commits while `Inputs` is held).
-        let mut reader = store.begin_read().await?;
-        let (accounts, id_numbers) = tokio::try_join!(
-            transaction.shared_values("account_number", month),
-            reader.shared_values("head_id_number", month)
-        )?;
-        reader.rollback().await?;
+        // As run creation finds them: SQLite's one pass, else the two scans side by
+        // side, a core each; the reader sees the same roster (no import commits while
+        // `Inputs` is held).
+        let (accounts, id_numbers) = match transaction.shared_values_in_one_pass(month).await? {
+            Some(values) => values,
+            None => {
+                let mut reader = store.begin_read().await?;
+                let values = tokio::try_join!(
+                    transaction.shared_values("account_number", month),
+                    reader.shared_values("head_id_number", month)
+                )?;
+                reader.rollback().await?;
+                values
+            }
+        };
         transaction
             .keep_shared_values(month, generation, &accounts, &id_numbers)
             .await?;

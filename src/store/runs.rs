@@ -266,7 +266,10 @@ const CURRENT_VERSIONS_SQLITE: &str = "FROM (SELECT MAX(approved_from) AS latest
 
 /// Versions above which SQLite's shared values are grouped by SQL, not counted in this
 /// process: 16 bytes a version for each of the two columns, so at most 64 MiB
-/// (issue #7: peak memory at most 256 MiB at any size).
+/// (issue #7: peak memory at most 256 MiB at any size). Every version counts, those
+/// after the month too, so the bound holds before the pass. It assumes packable values
+/// (import accepts only digits for accounts and digits or `X` for ID numbers); a value
+/// that does not pack is held as text.
 pub const SHARED_VALUES_IN_MEMORY_MAX: usize = 2_000_000;
 
 impl StoreTx {
