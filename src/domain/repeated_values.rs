@@ -32,6 +32,7 @@ impl RepeatedValues {
         }
     }
 
+    /// Counts one more occurrence of `value`.
     pub fn see(&mut self, value: &str) {
         match pack(value) {
             Some(packed) => self.packed.push(packed),

@@ -108,17 +108,22 @@ pub async fn create_run(
     let cached = transaction
         .cached_shared_values(request.month, generation)
         .await?;
-    let from_cache = cached.is_some();
-    // On SQLite one ordered pass in this process finds both kinds (faster than SQLite's
-    // two sorts); on PostgreSQL, or past the in-memory limit, the database groups.
-    let known = match cached {
-        Some(values) => Some(values),
-        None => transaction.shared_values_in_one_pass(request.month).await?,
+    let (accounts, id_numbers) = match cached {
+        Some(values) => values,
+        None => {
+            let values = find_shared_values(store, &mut transaction, request.month).await?;
+            store
+                .keep_shared_values_beside(
+                    &mut transaction,
+                    request.month,
+                    generation,
+                    &values.0,
+                    &values.1,
+                )
+                .await?;
+            values
+        }
     };
-    // The reader starts now: unless the shared values are known by now (from the
-    // cache, or SQLite's one pass above), its first job is one of the two grouped scans
-    // for them, beside the other on this transaction (a core each).
-    let (id_numbers_sender, id_numbers_receiver) = tokio::sync::oneshot::channel();
     let (chunk_sender, chunk_receiver) = tokio::sync::mpsc::channel(CHUNKS_READ_AHEAD);
     let reader = tokio::spawn(read_ahead(
         store.clone(),
@@ -127,38 +132,10 @@ pub async fn create_run(
             month: request.month,
             scope: request.scope.clone(),
         },
-        known.is_none().then_some(id_numbers_sender),
         chunk_sender,
     ));
     // Stops the reader if this fails early (it would otherwise read on unheard).
     let _abort_reader = AbortOnDrop(reader.abort_handle());
-    let (accounts, id_numbers) = match known {
-        Some(values) => values,
-        None => {
-            let accounts = transaction
-                .shared_values("account_number", request.month)
-                .await?;
-            let id_numbers = match id_numbers_receiver.await {
-                Ok(id_numbers) => id_numbers?,
-                Err(_) => {
-                    reader.await??;
-                    anyhow::bail!("the run's reader stopped before it read anything");
-                }
-            };
-            (accounts, id_numbers)
-        }
-    };
-    if !from_cache {
-        store
-            .keep_shared_values_beside(
-                &mut transaction,
-                request.month,
-                generation,
-                &accounts,
-                &id_numbers,
-            )
-            .await?;
-    }
     let facts = SharedFacts {
         accounts,
         id_numbers,
@@ -545,8 +522,7 @@ struct ChunkInputs {
     history: HashMap<String, Vec<(String, PriorLine)>>,
 }
 
-/// The reading side of run creation, on a read transaction of its own: first, when
-/// asked, the ID numbers several households share (sent on `id_numbers`), then every chunk in
+/// The reading side of run creation, on a read transaction of its own: every chunk in
 /// household order (sent on `chunks`, so reading chunk k+1 overlaps computing and
 /// writing chunk k; the reads were a third of compute's time at 1M households).
 /// Ends with the roster, at the first error (sent on), or when no one listens.
@@ -555,17 +531,9 @@ struct ChunkInputs {
 async fn read_ahead(
     store: Store,
     query: ChunkQuery,
-    id_numbers: Option<tokio::sync::oneshot::Sender<anyhow::Result<HashSet<String>>>>,
     chunks: tokio::sync::mpsc::Sender<anyhow::Result<ChunkInputs>>,
 ) -> anyhow::Result<()> {
     let mut reader = store.begin_read().await?;
-    if let Some(id_numbers) = id_numbers {
-        let shared = reader.shared_values("head_id_number", query.month).await;
-        let failed = shared.is_err();
-        if id_numbers.send(shared.map_err(Into::into)).is_err() || failed {
-            return Ok(());
-        }
-    }
     let mut after = String::new();
     loop {
         let chunk = match read_chunk(&mut reader, &query, &after).await {
@@ -623,6 +591,27 @@ async fn read_chunk(
         decisions,
         history,
     }))
+}
+
+/// The month's shared accounts and shared ID numbers (P15), for run creation and
+/// `work plan` alike: SQLite's one pass in this process, else two grouped scans side by
+/// side, a core each, the second on a read transaction of its own (it sees the same
+/// roster: no import commits while the caller holds `Inputs`).
+pub(crate) async fn find_shared_values(
+    store: &Store,
+    transaction: &mut StoreTx,
+    month: Month,
+) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
+    if let Some(values) = transaction.shared_values_in_one_pass(month).await? {
+        return Ok(values);
+    }
+    let mut reader = store.begin_read().await?;
+    let values = tokio::try_join!(
+        transaction.shared_values("account_number", month),
+        reader.shared_values("head_id_number", month)
+    )?;
+    reader.rollback().await?;
+    Ok(values)
 }
 
 /// Whether an earlier run covered the household: by the region it had in that run's

@@ -14,7 +14,7 @@
 
 use crate::config::Config;
 use crate::domain::month::Month;
-use crate::engine::create_run::{create_run, scope_label, CreateRunRequest};
+use crate::engine::create_run::{create_run, find_shared_values, scope_label, CreateRunRequest};
 use crate::engine::export::{export_run, ExportRequest};
 use crate::engine::{AbortOnDrop, Refusal};
 use crate::run::RunState;
@@ -137,21 +137,7 @@ async fn keep_shared_values(store: &Store, month: Month) -> anyhow::Result<()> {
         .await?
         .is_none()
     {
-        // As run creation finds them: SQLite's one pass, else the two scans side by
-        // side, a core each; the reader sees the same roster (no import commits while
-        // `Inputs` is held).
-        let (accounts, id_numbers) = match transaction.shared_values_in_one_pass(month).await? {
-            Some(values) => values,
-            None => {
-                let mut reader = store.begin_read().await?;
-                let values = tokio::try_join!(
-                    transaction.shared_values("account_number", month),
-                    reader.shared_values("head_id_number", month)
-                )?;
-                reader.rollback().await?;
-                values
-            }
-        };
+        let (accounts, id_numbers) = find_shared_values(store, &mut transaction, month).await?;
         transaction
             .keep_shared_values(month, generation, &accounts, &id_numbers)
             .await?;
