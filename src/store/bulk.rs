@@ -27,7 +27,7 @@ where
 {
     match value {
         SqlValue::Int(number) => query.bind(*number),
-        SqlValue::Text(text) => query.bind(text.clone()),
+        SqlValue::Text(text) => query.bind(text.to_string()),
         SqlValue::NullInt => query.bind(None::<i64>),
         SqlValue::NullText => query.bind(None::<String>),
     }
@@ -230,7 +230,7 @@ mod tests {
                 SqlValue::Text("a\tb\nc\rd\\e 张三".into()),
                 SqlValue::NullText,
                 SqlValue::NullInt,
-                SqlValue::Text(String::new()),
+                SqlValue::Text("".into()),
             ],
         );
         assert_eq!(

@@ -466,11 +466,11 @@ mod tests {
             split_at in 0usize..200,
         ) {
             let header: Vec<SqlValue> = (0..values.len())
-                .map(|index| SqlValue::Text(format!("c{index}")))
+                .map(|index| SqlValue::Text(format!("c{index}").into()))
                 .collect();
             let row: Vec<SqlValue> = values
                 .iter()
-                .map(|value| value.clone().map_or(SqlValue::NullText, SqlValue::Text))
+                .map(|value| value.clone().map_or(SqlValue::NullText, |text| SqlValue::Text(text.into())))
                 .collect();
             let mut bytes = Vec::new();
             copy_text_row(&mut bytes, &header);

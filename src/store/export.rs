@@ -171,12 +171,12 @@ impl StoreTx {
             rows.clear();
             rows.extend(payments.by_ref().take(PAYMENT_INSERT_ROWS).map(|payment| {
                 vec![
-                    SqlValue::Text(payment.end_to_end_id.to_string()),
-                    SqlValue::Text(run_id.to_string()),
-                    SqlValue::Text(batch_id.to_string()),
+                    SqlValue::Text(payment.end_to_end_id.into()),
+                    SqlValue::Text(run_id.into()),
+                    SqlValue::Text(batch_id.into()),
                     SqlValue::Int(payment.line_no),
-                    SqlValue::Text(payment.household_id.to_string()),
-                    SqlValue::Text(payment.bank_code.to_string()),
+                    SqlValue::Text(payment.household_id.into()),
+                    SqlValue::Text(payment.bank_code.into()),
                     SqlValue::Int(payment.amount_fen),
                 ]
             }));

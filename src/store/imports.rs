@@ -152,7 +152,7 @@ impl StoreTx {
             .iter()
             .map(|row| {
                 let mut staged = row.values.clone();
-                staged.push(SqlValue::Text(row.content_sha256.clone()));
+                staged.push(SqlValue::Text(row.content_sha256.as_str().into()));
                 staged.push(SqlValue::Int(import_id));
                 staged
             })
@@ -302,7 +302,7 @@ pub fn row_key(table: &TableDef, values: &[SqlValue]) -> String {
         .key_columns
         .iter()
         .map(|column| match &values[column_index(table, column)] {
-            SqlValue::Text(text) => text.clone(),
+            SqlValue::Text(text) => text.to_string(),
             SqlValue::Int(number) => number.to_string(),
             SqlValue::NullInt | SqlValue::NullText => String::new(),
         })

@@ -527,7 +527,7 @@ impl StoreTx {
         let mut found = HashMap::new();
         for id in ids {
             found.extend(
-                self.fetch_mapped(&sql, &[SqlValue::Text(id.to_string())], account)
+                self.fetch_mapped(&sql, &[SqlValue::Text((*id).into())], account)
                     .await?,
             );
         }
@@ -577,7 +577,7 @@ impl StoreTx {
         // PostgreSQL: the updates go through COPY into a temporary table and one
         // UPDATE joins it (a VALUES list per 1000 rows was planned as a scan of every
         // payment per statement: 10 s per 100k).
-        let text = |value: &str| SqlValue::Text(value.to_string());
+        let text = |value: &str| SqlValue::Text(value.into());
         let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = updates
             .iter()
@@ -703,7 +703,7 @@ impl StoreTx {
             })
             .await;
         }
-        let text = |value: &str| SqlValue::Text(value.to_string());
+        let text = |value: &str| SqlValue::Text(value.into());
         let opt_text = |value: Option<&str>| value.map_or(SqlValue::NullText, text);
         let rows: Vec<Vec<SqlValue>> = lines
             .iter()

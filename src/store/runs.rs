@@ -309,14 +309,14 @@ impl StoreTx {
         let versions_sql =
             "SELECT * FROM household_version WHERE household_id >= $1 AND household_id <= $2 \
                             AND approved_from <= $3 ORDER BY household_id, approved_from";
-        let month_text = SqlValue::Text(month.to_string());
+        let month_text = SqlValue::Text(month.to_string().into());
         let ids: Vec<String> = self
             .fetch_mapped(
                 ids_sql,
                 &[
                     month_text.clone(),
-                    SqlValue::Text(scope_pattern(scope)),
-                    SqlValue::Text(after.to_string()),
+                    SqlValue::Text(scope_pattern(scope).into()),
+                    SqlValue::Text(after.into()),
                     SqlValue::Int(limit),
                 ],
                 |row| Ok(row.text("household_id")?),
@@ -326,8 +326,8 @@ impl StoreTx {
         let mut chunk: Vec<Vec<Household>> = Vec::with_capacity(ids.len());
         if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
             let bounds = [
-                SqlValue::Text(first.clone()),
-                SqlValue::Text(last.clone()),
+                SqlValue::Text(first.as_str().into()),
+                SqlValue::Text(last.as_str().into()),
                 month_text,
             ];
             let versions = self
@@ -386,7 +386,7 @@ impl StoreTx {
                    AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
         let values = [
             SqlValue::Text(programme.into()),
-            SqlValue::Text(month.to_string()),
+            SqlValue::Text(month.to_string().into()),
             SqlValue::Text(first.into()),
             SqlValue::Text(last.into()),
         ];
@@ -542,17 +542,17 @@ impl StoreTx {
             "flags",
             "arrears_sources",
         ];
-        let text = |value: &str| SqlValue::Text(value.to_string());
+        let text = |value: &str| SqlValue::Text(value.into());
         let rows: Vec<Vec<SqlValue>> = lines
             .into_iter()
             .map(|line| {
                 vec![
                     text(run_id),
                     SqlValue::Int(line.line_no),
-                    SqlValue::Text(line.household_id),
-                    SqlValue::Text(line.approved_from.to_string()),
-                    SqlValue::Text(line.region_code),
-                    SqlValue::Text(line.area),
+                    SqlValue::Text(line.household_id.into()),
+                    SqlValue::Text(line.approved_from.to_string().into()),
+                    SqlValue::Text(line.region_code.into()),
+                    SqlValue::Text(line.area.into()),
                     text(line.status.as_str()),
                     SqlValue::Int(line.base.as_i64()),
                     SqlValue::Int(line.supplements.as_i64()),
@@ -560,13 +560,13 @@ impl StoreTx {
                     SqlValue::Int(line.reduction.as_i64()),
                     SqlValue::Int(line.recovery.as_i64()),
                     SqlValue::Int(line.payable.as_i64()),
-                    SqlValue::Text(line.bank_code),
-                    SqlValue::Text(line.account_number),
-                    SqlValue::Text(line.account_name),
-                    SqlValue::Text(line.head_id_number),
-                    SqlValue::Text(line.end_to_end_id),
-                    SqlValue::Text(line.flags.join(";")),
-                    SqlValue::Text(ArrearsSource::join(&line.arrears_sources)),
+                    SqlValue::Text(line.bank_code.into()),
+                    SqlValue::Text(line.account_number.into()),
+                    SqlValue::Text(line.account_name.into()),
+                    SqlValue::Text(line.head_id_number.into()),
+                    SqlValue::Text(line.end_to_end_id.into()),
+                    SqlValue::Text(line.flags.join(";").into()),
+                    SqlValue::Text(ArrearsSource::join(&line.arrears_sources).into()),
                 ]
             })
             .collect();

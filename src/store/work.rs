@@ -391,10 +391,10 @@ impl StoreTx {
             .flat_map(|(kind, values)| {
                 values.iter().map(|value| {
                     vec![
-                        SqlValue::Text(month_text.clone()),
+                        SqlValue::Text(month_text.as_str().into()),
                         SqlValue::Int(generation),
-                        SqlValue::Text((*kind).to_string()),
-                        SqlValue::Text(value.clone()),
+                        SqlValue::Text((*kind).into()),
+                        SqlValue::Text(value.as_str().into()),
                     ]
                 })
             })
