@@ -105,6 +105,7 @@ pub async fn export_run(
         .into());
     }
     let mut kept = KeptBatches {
+        run_no: run.run_no,
         staged: StagedFiles::new(request.out_dir)?,
         manifest_files: vec![None; plan.len()],
         recorded: if reexport { Some(&recorded) } else { None },
@@ -477,6 +478,8 @@ impl PendingBatch {
 /// The batches sealed so far: staged, recorded (or, re-exporting, checked against the
 /// record) and listed for the manifest, in plan order.
 struct KeptBatches<'r> {
+    /// The run's number: its payments' keys are made of it (`run::payment_key`).
+    run_no: i64,
     staged: StagedFiles,
     /// Manifest entries by plan index (batches are sealed in the order they fill).
     manifest_files: Vec<Option<ManifestFile>>,
@@ -513,6 +516,7 @@ impl KeptBatches<'_> {
                 transaction
                     .insert_payments(
                         &exported.record.run_id,
+                        self.run_no,
                         &exported.record.batch_id,
                         exported.payment_records(),
                     )

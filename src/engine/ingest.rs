@@ -498,7 +498,7 @@ impl<'a> ResultApplier<'a> {
                 let moved = (*moved)?;
                 let result = &parsed.results[moved.result];
                 Some(PaymentUpdate {
-                    locator: payment.locator,
+                    payment_key: payment.payment_key,
                     end_to_end_id: &payment.end_to_end_id,
                     status: moved.status,
                     results_seen: payment.results_seen,
@@ -508,9 +508,7 @@ impl<'a> ResultApplier<'a> {
                 })
             })
             .collect();
-        transaction
-            .update_payments(&updates, self.sha256, at)
-            .await?;
+        transaction.update_payments(&updates, file_id).await?;
         drop(updates);
         let lines: Vec<ResultLine<'_>> = parsed
             .results

@@ -100,6 +100,56 @@ pub const RUN_NO_MAX: i64 = 999_999;
 /// Largest number of lines in one run (the line number's width).
 pub const RUN_LINES_MAX: i64 = 99_999_999;
 
+/// Line numbers per run number in a payment key: one more than `RUN_LINES_MAX`.
+pub const PAYMENT_KEY_LINES: i64 = RUN_LINES_MAX + 1;
+
+/// A payment's key in the store: the two numbers its `end_to_end_id` is made of, as one
+/// integer (`run_no * 10^8 + line_no`, at most 99,999,999,999,999). One to one with
+/// (run, line), so the key alone keeps a line from being instructed twice, and the
+/// store finds a payment by an integer instead of by text (issue #7).
+pub fn payment_key(run_no: i64, line_no: i64) -> i64 {
+    assert!(
+        (1..=RUN_NO_MAX).contains(&run_no) && (1..=RUN_LINES_MAX).contains(&line_no),
+        "run {run_no} line {line_no} outside the id's widths"
+    );
+    run_no * PAYMENT_KEY_LINES + line_no
+}
+
+/// The payment key an `end_to_end_id` names, read from its last 15 characters (six
+/// digits, `-`, eight digits; the prefix before them is not looked at), or `None` when
+/// they are not of that shape. An id from a bank may name no payment at all: the key
+/// only says where to look, and the stored id must still equal it.
+pub fn payment_key_of(end_to_end_id: &str) -> Option<i64> {
+    let bytes = end_to_end_id.as_bytes();
+    let suffix = bytes.get(bytes.len().checked_sub(15)?..)?;
+    let (run_digits, rest) = suffix.split_at(6);
+    let (dash, line_digits) = rest.split_at(1);
+    if dash != b"-" {
+        return None;
+    }
+    let number = |digits: &[u8]| -> Option<i64> {
+        digits.iter().try_fold(0i64, |value, &byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + i64::from(byte - b'0'))
+        })
+    };
+    let (run_no, line_no) = (number(run_digits)?, number(line_digits)?);
+    (run_no >= 1 && line_no >= 1).then(|| run_no * PAYMENT_KEY_LINES + line_no)
+}
+
+/// The run number of a payment key.
+pub fn run_no_of_payment_key(payment_key: i64) -> i64 {
+    payment_key / PAYMENT_KEY_LINES
+}
+
+/// The smallest and largest payment key of a run: its payments are that range.
+pub fn payment_keys_of_run(run_no: i64) -> (i64, i64) {
+    (
+        run_no * PAYMENT_KEY_LINES + 1,
+        run_no * PAYMENT_KEY_LINES + RUN_LINES_MAX,
+    )
+}
+
 /// A run's line as stored: the computation plus the snapshot of the account it pays.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunLine {
@@ -348,6 +398,70 @@ mod tests {
             run_id(Month::parse("2026-11").unwrap(), 7),
             "R202611-000007"
         );
+    }
+
+    #[test]
+    fn a_payment_key_is_the_two_numbers_of_its_id() {
+        let table = [
+            ("DB", 1, 1, 100_000_001),
+            ("DB", 7, 42, 700_000_042),
+            ("X", RUN_NO_MAX, RUN_LINES_MAX, 99_999_999_999_999),
+            ("A1B2", 123_456, 12_345_678, 12_345_612_345_678),
+        ];
+        for (prefix, run_no, line_no, key) in table {
+            let id = end_to_end_id(prefix, run_no, line_no);
+            assert_eq!(payment_key(run_no, line_no), key, "{id}");
+            assert_eq!(payment_key_of(&id), Some(key), "{id}");
+            assert_eq!(run_no_of_payment_key(key), run_no, "{id}");
+            let (first, last) = payment_keys_of_run(run_no);
+            assert!(first <= key && key <= last, "{id}");
+        }
+    }
+
+    /// Ids a bank may send that are not ours: no key, so no lookup (and no panic).
+    #[test]
+    fn an_id_not_of_our_shape_names_no_key() {
+        for id in [
+            "",
+            "00000001",
+            "DB000001_00000001",
+            "DB00000A-00000001",
+            "DB000001-0000000１",
+            "DB000000-00000001",
+            "DB000001-00000000",
+            "DB000001-+0000001",
+            "中000001-0000000",
+        ] {
+            assert_eq!(payment_key_of(id), None, "{id:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any id we issue names the key of its run and line, whatever the prefix; two
+        /// different (run, line) never share a key.
+        #[test]
+        fn ids_and_keys_round_trip(
+            prefix in "[A-Za-z0-9]{1,4}",
+            run_no in 1..=RUN_NO_MAX,
+            line_no in 1..=RUN_LINES_MAX,
+            other_line in 1..=RUN_LINES_MAX,
+        ) {
+            let key = payment_key(run_no, line_no);
+            proptest::prop_assert_eq!(payment_key_of(&end_to_end_id(&prefix, run_no, line_no)), Some(key));
+            proptest::prop_assert_eq!(key % PAYMENT_KEY_LINES, line_no);
+            proptest::prop_assert_eq!(run_no_of_payment_key(key), run_no);
+            if other_line != line_no {
+                proptest::prop_assert_ne!(payment_key(run_no, other_line), key);
+            }
+        }
+
+        /// Any text at all: a key or none, never a panic.
+        #[test]
+        fn any_text_is_read_without_panic(id in "\\PC{0,24}") {
+            if let Some(key) = payment_key_of(&id) {
+                proptest::prop_assert!(key > PAYMENT_KEY_LINES);
+            }
+        }
     }
 
     fn line(line_no: i64, payable: i64, status: LineStatus) -> RunLine {

@@ -3,12 +3,11 @@
 //! check a re-export against what was recorded.
 
 use crate::domain::money::Fen;
-use crate::run::RunLine;
+use crate::run::{payment_key, payment_key_of, RunLine};
 use crate::store::runs::PlainRow;
 use crate::store::values::SqlValue;
 use crate::store::{with_pool, with_tx, Store, StoreResult, StoreTx};
 
-/// One bank file as recorded.
 /// A `pay` line as export's planning pass sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayLineAmount {
@@ -17,6 +16,7 @@ pub struct PayLineAmount {
     pub payable: Fen,
 }
 
+/// One bank file as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BatchRecord {
     pub batch_id: String,
@@ -115,17 +115,6 @@ impl Store {
         })
         .await
     }
-
-    /// (count, total fen) of a run's instructed payments.
-    pub async fn payment_totals(&self, run_id: &str) -> StoreResult<(i64, i64)> {
-        let sql = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS total \
-                   FROM payment WHERE run_id = $1";
-        let totals = with_pool!(self, pool, Db => {
-            let row = sqlx::query(sql).bind(run_id).fetch_one(pool).await?;
-            (row.int("n")?, row.int("total")?)
-        });
-        Ok(totals)
-    }
 }
 
 impl StoreTx {
@@ -149,14 +138,21 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Inserts a batch's payments, `PAYMENT_INSERT_ROWS` at a time.
+    /// Inserts a batch's payments of run `run_id` (number `run_no`),
+    /// `PAYMENT_INSERT_ROWS` at a time, each under its key (`run::payment_key`).
+    ///
+    /// The one way payments are written, so the one place that keeps an id from being
+    /// issued twice now that no index covers `end_to_end_id` (migration 0011): each
+    /// id's digits must name its row's key, whose primary key refuses a second row.
     pub async fn insert_payments<'a>(
         &mut self,
         run_id: &str,
+        run_no: i64,
         batch_id: &str,
         payments: impl Iterator<Item = PaymentRecord<'a>>,
     ) -> StoreResult<()> {
         const COLUMNS: &[&str] = &[
+            "payment_key",
             "end_to_end_id",
             "run_id",
             "batch_id",
@@ -165,12 +161,25 @@ impl StoreTx {
             "bank_code",
             "amount_fen",
         ];
+        assert!(
+            run_id.ends_with(&format!("-{run_no:06}")),
+            "run {run_id} is not run number {run_no}"
+        );
         let mut rows: Vec<Vec<SqlValue>> = Vec::with_capacity(PAYMENT_INSERT_ROWS);
         let mut payments = payments.peekable();
         while payments.peek().is_some() {
             rows.clear();
             rows.extend(payments.by_ref().take(PAYMENT_INSERT_ROWS).map(|payment| {
+                let key = payment_key(run_no, payment.line_no);
+                assert_eq!(
+                    payment_key_of(payment.end_to_end_id),
+                    Some(key),
+                    "payment {} is not line {} of run {run_id}",
+                    payment.end_to_end_id,
+                    payment.line_no
+                );
                 vec![
+                    SqlValue::Int(key),
                     SqlValue::Text(payment.end_to_end_id.into()),
                     SqlValue::Text(run_id.into()),
                     SqlValue::Text(batch_id.into()),

@@ -26,8 +26,8 @@ pub use bulk::ANALYZE_AFTER_ROWS;
 pub use export::{BatchRecord, PaymentRecord};
 pub use imports::{row_key, ImportRecord, ImportRow, UpsertOutcome};
 pub use results::{
-    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentLocator,
-    PaymentStatusTotal, PaymentUpdate, ResultLine, StoredException,
+    FoundPayments, HouseholdHold, InstructedPayment, PaymentAccount, PaymentStatusTotal,
+    PaymentUpdate, ResultLine, StoredException,
 };
 pub use runs::{ApproverRecord, GroupTotal, PlaceTotal, RunRecord, StandingRun, StoredApproval};
 pub use service::{ApiTokenRecord, CountOf, ResultFileRecord};
@@ -654,6 +654,212 @@ mod tests {
         });
     }
 
+    /// Migration 0011 keys payments by `payment_key` and names the result file that
+    /// last moved each one: on both backends a database that already holds payments,
+    /// one answered by a file and one not, keeps every row with its key and file, and
+    /// the key refuses a second payment of the same line, whatever its id.
+    #[test]
+    fn keying_payments_by_line_keeps_every_payment_and_its_file() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
+            let postgres = test_postgres::TestPostgres::create("migration_0011").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let migrator = migrated_before(&url, 11).await;
+                for sql in [
+                    &run_7_insert(),
+                    &batch_7_insert(1),
+                    "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) VALUES ('older', 'pain.002', 'a.xml', 1, 'u', '2026-11-11T09:00:00+08:00')",
+                    "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) VALUES ('newer', 'pain.002', 'b.xml', 1, 'u', '2026-11-12T09:00:00+08:00')",
+                    "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen, status, status_updated_at, bank_serial, result_sha256, results_seen) \
+                     VALUES ('DB000007-00000002', 'R202611-000007', 'B000007-0001', 2, 'H2', '102100099996', 80000, 'paid', '2026-11-12T09:00:00+08:00', 'S2', 'newer', 1)",
+                    "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                     VALUES ('DB000007-00000001', 'R202611-000007', 'B000007-0001', 1, 'H1', '102100099996', 80000)",
+                ] {
+                    execute(&migrator, sql).await.unwrap_or_else(|error| panic!("{url}: {sql}: {error}"));
+                }
+                migrator.close().await;
+                let store = Store::connect(&url).await.unwrap();
+                let rows = store
+                    .fetch_mapped(
+                        "SELECT p.payment_key, p.end_to_end_id, p.status, p.bank_serial, f.sha256, f.ingested_at \
+                         FROM payment p LEFT JOIN result_file f ON f.result_file_id = p.result_file_id \
+                         ORDER BY p.payment_key",
+                        &[],
+                        |row| {
+                            Ok((
+                                row.int("payment_key")?,
+                                row.text("end_to_end_id")?,
+                                row.text("status")?,
+                                row.opt_text("bank_serial")?,
+                                row.opt_text("sha256")?,
+                                row.opt_text("ingested_at")?,
+                            ))
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let text = |value: &str| Some(value.to_string());
+                assert_eq!(
+                    rows,
+                    vec![
+                        (
+                            700_000_001,
+                            "DB000007-00000001".to_string(),
+                            "instructed".to_string(),
+                            None,
+                            None,
+                            None
+                        ),
+                        (
+                            700_000_002,
+                            "DB000007-00000002".to_string(),
+                            "paid".to_string(),
+                            text("S2"),
+                            text("newer"),
+                            text("2026-11-12T09:00:00+08:00")
+                        ),
+                    ],
+                    "{url}: every payment kept, with its key and the file that moved it"
+                );
+                let second = execute(
+                    &store,
+                    "INSERT INTO payment (payment_key, end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                     VALUES (700000001, 'XX000007-00000001', 'R202611-000007', 'B000007-0001', 1, 'H1', '102100099996', 80000)",
+                )
+                .await;
+                assert!(
+                    second.is_err(),
+                    "{url}: a line is instructed once, under any id"
+                );
+                let misnumbered = execute(
+                    &store,
+                    "INSERT INTO payment (payment_key, end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                     VALUES (700000003, 'DB000007-00000003', 'R202611-000007', 'B000007-0001', 4, 'H3', '102100099996', 80000)",
+                )
+                .await;
+                assert!(misnumbered.is_err(), "{url}: a key names its own line");
+                store.close().await;
+            }
+        });
+    }
+
+    /// The one path that writes payments refuses, in release builds too, a payment
+    /// whose id's digits name another line than the one it pays: with no index on
+    /// the id, this is what keeps an id from being issued twice (migration 0011).
+    #[test]
+    #[should_panic(expected = "is not line 1 of run R202611-000007")]
+    fn a_payment_whose_id_names_another_line_is_never_written() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("guard.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            for sql in [run_7_insert(), batch_7_insert(1)] {
+                execute(&store, &sql).await.unwrap();
+            }
+            let mut transaction = store.begin().await.unwrap();
+            let payment = PaymentRecord {
+                end_to_end_id: "DB000007-00000002",
+                line_no: 1,
+                household_id: "H1",
+                bank_code: "102100099996",
+                amount_fen: 80000,
+            };
+            let _ = transaction
+                .insert_payments("R202611-000007", 7, "B000007-0001", [payment].into_iter())
+                .await;
+        });
+    }
+
+    /// A bank's id finds a payment by the key its digits name only when the payment
+    /// carries that very id: another prefix with the same digits, an id of another
+    /// shape, or a line never paid names no payment (it becomes an exception), with or
+    /// without the batch the file answers. Both backends.
+    #[test]
+    fn an_id_finds_its_payment_only_when_it_is_that_payments_id() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("ids.db").display());
+            let postgres = test_postgres::TestPostgres::create("payment_by_id").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let store = Store::connect(&url).await.unwrap();
+                for sql in [
+                    &run_7_insert(),
+                    &batch_7_insert(1),
+                    &batch_7_insert(2),
+                    &payment_7_insert(1, 1),
+                    &payment_7_insert(2, 2),
+                    "INSERT INTO run_line VALUES ('R202611-000007', 1, 'H1', '2026-01', '210103', 'urban', 'pay', 80000, 0, 0, 0, 0, 80000, '102100099996', '6222020200112233445', '张三', '210103195607233027', 'DB000007-00000001', '', '')",
+                ] {
+                    execute(&store, sql).await.unwrap_or_else(|error| panic!("{url}: {sql}: {error}"));
+                }
+                let ids = [
+                    "DB000007-00000002",
+                    "XX000007-00000001",
+                    "DB000007-00000001",
+                    "DB000007-00000009",
+                    "7-00000001",
+                    "DB000007-00000002",
+                ];
+                for batch in [None, Some("B000007-0001")] {
+                    let mut transaction = store.begin().await.unwrap();
+                    let found = transaction.payments_for_results(batch, &ids).await.unwrap();
+                    let named: Vec<Option<(&str, i64)>> = found
+                        .of_id
+                        .iter()
+                        .map(|slot| {
+                            slot.map(|index| {
+                                let payment = &found.payments[index];
+                                (payment.end_to_end_id.as_str(), payment.payment_key)
+                            })
+                        })
+                        .collect();
+                    assert_eq!(
+                        named,
+                        vec![
+                            Some(("DB000007-00000002", 700_000_002)),
+                            None,
+                            Some(("DB000007-00000001", 700_000_001)),
+                            None,
+                            None,
+                            Some(("DB000007-00000002", 700_000_002)),
+                        ],
+                        "{url}, batch {batch:?}"
+                    );
+                    let stranger = transaction
+                        .payment_accounts(&["XX000007-00000001"])
+                        .await
+                        .unwrap();
+                    assert!(
+                        stranger.is_empty(),
+                        "{url}: another prefix names no payment: {stranger:?}"
+                    );
+                    let accounts = transaction
+                        .payment_accounts(&["XX000007-00000001", "DB000007-00000001"])
+                        .await
+                        .unwrap();
+                    let accounts: Vec<(&str, &str, &str)> = accounts
+                        .iter()
+                        .map(|(id, account)| {
+                            (
+                                id.as_str(),
+                                account.household_id.as_str(),
+                                account.account_number.as_str(),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(
+                        accounts,
+                        vec![("DB000007-00000001", "H1", "6222020200112233445")],
+                        "{url}: only the payment's own id finds its account"
+                    );
+                    transaction.rollback().await.unwrap();
+                }
+                store.close().await;
+            }
+        });
+    }
+
     /// Migration 0008 drops run_line's unique index on end_to_end_id and (SQLite)
     /// clusters the lines by their key; on both backends, a database that already holds
     /// lines keeps every row, and the key and the run's foreign key still hold.
@@ -750,10 +956,13 @@ mod tests {
                 let ids: Vec<String> = (1..=PAYMENTS)
                     .map(|line| format!("DB000001-{line:08}"))
                     .collect();
+                execute(&store, "INSERT INTO result_file (sha256, format, file_name, result_count, ingested_by, ingested_at) \
+                                 VALUES ('s', 'pain.002', 'r.xml', 300, 'u', '2026-11-12T09:30:00+08:00')").await.unwrap();
                 for (line, id) in (1..).zip(&ids) {
+                    let key = crate::run::payment_key(1, line);
                     execute(&store, &format!(
-                        "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
-                         VALUES ('{id}', 'R202611-000001', 'R202611-000001-B0001', {line}, '21010300{line:04}', '102100099996', 80000)"
+                        "INSERT INTO payment (payment_key, end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                         VALUES ({key}, '{id}', 'R202611-000001', 'R202611-000001-B0001', {line}, '21010300{line:04}', '102100099996', 80000)"
                     )).await.unwrap();
                 }
                 // As ingest writes them: every NULL export left is filled, and one
@@ -768,7 +977,7 @@ mod tests {
                     .map(|(index, (id, serial))| {
                         let failed = index % 10 == 9;
                         PaymentUpdate {
-                            locator: PaymentLocator::BY_ID,
+                            payment_key: crate::run::payment_key(1, index as i64 + 1),
                             end_to_end_id: id,
                             status: if failed { "failed" } else { "paid" },
                             results_seen: 1,
@@ -779,10 +988,7 @@ mod tests {
                     })
                     .collect();
                 let mut transaction = store.begin().await.unwrap();
-                transaction
-                    .update_payments(&updates, &"ab".repeat(32), "2026-11-12T09:30:00+08:00")
-                    .await
-                    .unwrap();
+                transaction.update_payments(&updates, 1).await.unwrap();
                 if url.starts_with("postgres") {
                     let counts = transaction
                         .fetch_mapped(
@@ -802,7 +1008,7 @@ mod tests {
                 transaction.commit().await.unwrap();
                 let statuses = store
                     .fetch_mapped(
-                        "SELECT status, COUNT(*) AS n FROM payment WHERE bank_serial LIKE 'ICBC%' AND result_sha256 IS NOT NULL GROUP BY status ORDER BY status",
+                        "SELECT status, COUNT(*) AS n FROM payment WHERE bank_serial LIKE 'ICBC%' AND result_file_id = 1 GROUP BY status ORDER BY status",
                         &[],
                         |row| Ok((row.text("status")?, row.int("n")?)),
                     )
@@ -1046,12 +1252,38 @@ mod tests {
         format!("INSERT INTO household_version VALUES ('{household}', '{from}', '210103', 'urban', '张三', '{id_number}', 2, 0, 0, 0, 0, 'stable', '2026-01-01', 80000, NULL, 'ref', 'who', '102100099996', '{account}', 'card', '张三', 'hash', {import_id})")
     }
 
-    /// A `payment` row (its id and line made from the run and batch, so each is new).
+    /// A `payment` row (its key, id and line made from the run and batch, so each is
+    /// new).
     fn payment_row_insert(run_id: &str, batch_id: &str) -> String {
         let line_no = if batch_id == "B1" { 1 } else { 2 };
+        let run_no: i64 = run_id[run_id.len() - 6..].parse().unwrap();
+        let key = crate::run::payment_key(run_no, line_no);
+        let id = crate::run::end_to_end_id("DB", run_no, line_no);
         format!(
-            "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
-             VALUES ('{run_id}-{batch_id}', '{run_id}', '{batch_id}', {line_no}, 'H1', '102100099996', 80000)"
+            "INSERT INTO payment (payment_key, end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+             VALUES ({key}, '{id}', '{run_id}', '{batch_id}', {line_no}, 'H1', '102100099996', 80000)"
+        )
+    }
+
+    /// Run R202611-000007 (run number 7), exported, of two lines.
+    fn run_7_insert() -> String {
+        "INSERT INTO run (run_id, run_no, programme, month, scope, pay_date, state, created_by, created_at, input_sha256, digest, line_count, pay_count, payable_fen, hold_count, hold_fen, approvals_required) \
+         VALUES ('R202611-000007', 7, 'dibao', '2026-11', '', '2026-11-10', 'exported', 'u', 't', 'i', 'd', 2, 2, 160000, 0, 0, 1)".to_string()
+    }
+
+    /// Batch `B000007-000{seq}` of run 7.
+    fn batch_7_insert(seq: i64) -> String {
+        format!("INSERT INTO batch VALUES ('B000007-000{seq}', 'R202611-000007', {seq}, 'pain001', '', '11001000000000000001', '2026-11-10', 'f{seq}.xml', 1, 80000, 'sha', 'rsa', 'k', 'u', 't')")
+    }
+
+    /// Line `line_no` of run 7 instructed in batch `B000007-000{seq}`, under its key
+    /// and its `DB` id, as export writes it.
+    fn payment_7_insert(line_no: i64, seq: i64) -> String {
+        let key = crate::run::payment_key(7, line_no);
+        let id = crate::run::end_to_end_id("DB", 7, line_no);
+        format!(
+            "INSERT INTO payment (payment_key, end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+             VALUES ({key}, '{id}', 'R202611-000007', 'B000007-000{seq}', {line_no}, 'H{line_no}', '102100099996', 80000)"
         )
     }
 

@@ -5,6 +5,7 @@ use crate::domain::household::{TreasuryVoucher, VoucherType};
 use crate::domain::ids::BankCode;
 use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
+use crate::run::payment_key_of;
 use crate::store::export::{batch_from_row, BatchRecord};
 use crate::store::raw_sqlite::{text_ref, with_raw, Prepared};
 use crate::store::runs::PlainRow;
@@ -16,18 +17,6 @@ use rusqlite::ToSql;
 use sqlx::QueryBuilder;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-/// Where a payment's row is, so the same transaction can update it without finding it
-/// again by id: its rowid on SQLite (meaningful only inside the transaction that read
-/// it, since nothing renumbers rows while that transaction holds the write lock);
-/// nothing on PostgreSQL, which updates by id in one joined statement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PaymentLocator(Option<i64>);
-
-impl PaymentLocator {
-    /// No row position: the update finds the payment by its id.
-    pub const BY_ID: PaymentLocator = PaymentLocator(None);
-}
 
 /// Payments of one batch in one status: how many, and their sum.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +41,9 @@ pub struct InstructedPayment {
     pub results_seen: i64,
     /// The state of the payment's run (`reconciled` closes the month).
     pub run_state: Arc<str>,
-    pub locator: PaymentLocator,
+    /// Its key in the store (`run::payment_key`): the update finds it by the key, and
+    /// on SQLite the key is the row's rowid.
+    pub payment_key: i64,
 }
 
 /// The household a payment pays and the account its line sent it to.
@@ -74,7 +65,7 @@ pub struct FoundPayments {
 /// A payment's new state and the reason and serial of the result that set it.
 #[derive(Clone, Debug)]
 pub struct PaymentUpdate<'a> {
-    pub locator: PaymentLocator,
+    pub payment_key: i64,
     pub end_to_end_id: &'a str,
     pub status: &'static str,
     pub results_seen: i64,
@@ -184,9 +175,9 @@ impl Store {
         &self,
         run_id: &str,
     ) -> StoreResult<Vec<PaymentStatusTotal>> {
-        let sql = "SELECT batch_id, status, COUNT(*) AS n, \
+        let sql = &format!("SELECT batch_id, status, COUNT(*) AS n, \
                    CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS total \
-                   FROM payment WHERE run_id = $1 GROUP BY batch_id, status ORDER BY batch_id, status";
+                   FROM payment WHERE {PAYMENTS_OF_RUN} GROUP BY batch_id, status ORDER BY batch_id, status");
         let found = with_pool!(self, pool, Db => {
             sqlx::query(sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(PaymentStatusTotal {
                 batch_id: row.text("batch_id")?,
@@ -227,18 +218,25 @@ impl Store {
     }
 }
 
+/// `WHERE` condition for the payments of run `$1`: the range of their keys
+/// (`run::payment_keys_of_run`), read by the primary key on both backends; nothing
+/// indexes `run_id` itself (migration 0011).
+pub(crate) const PAYMENTS_OF_RUN: &str = "payment_key BETWEEN \
+    (SELECT run_no FROM run WHERE run_id = $1) * 100000000 + 1 AND \
+    (SELECT run_no FROM run WHERE run_id = $1) * 100000000 + 99999999 AND run_id = $1";
+
 /// PostgreSQL: a payment's columns and its run's state (the query's `WHERE` follows).
 /// A payment is never read beside its line: export writes every payment from its line,
 /// and no line is ever deleted (issue #7: the line's lookup was a fifth of ingest).
 const PG_PAYMENT_SELECT: &str =
     "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, \
-     r.state AS run_state FROM payment p JOIN run r ON r.run_id = p.run_id";
+     p.payment_key, r.state AS run_state FROM payment p JOIN run r ON r.run_id = p.run_id";
 
-/// SQLite: a payment's columns by position, its rowid last (the query's `WHERE`
+/// SQLite: a payment's columns by position, its key last (the query's `WHERE`
 /// follows). As on PostgreSQL, the line is not read; the run's state is read once per
 /// run (`RunStates`).
 const SQLITE_PAYMENT_SELECT: &str =
-    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, p.rowid \
+    "SELECT p.end_to_end_id, p.run_id, p.batch_id, p.amount_fen, p.results_seen, p.payment_key \
      FROM payment p";
 
 /// SQLite: result lines per INSERT statement (9 values each, far below SQLite's 32766).
@@ -332,7 +330,7 @@ fn instructed_from_sqlite(
         amount: Fen::new(row.get(3)?),
         results_seen: row.get(4)?,
         run_state,
-        locator: PaymentLocator(Some(row.get(5)?)),
+        payment_key: row.get(5)?,
     }))
 }
 
@@ -348,7 +346,7 @@ fn instructed_from_row(
         amount: Fen::new(row.int("amount_fen")?),
         results_seen: row.int("results_seen")?,
         run_state: shared.get(&row.text("run_state")?),
-        locator: PaymentLocator::BY_ID,
+        payment_key: row.int("payment_key")?,
     })
 }
 
@@ -460,7 +458,7 @@ impl StoreTx {
             StoreTx::Sqlite(transaction) => {
                 let sql = format!("{SQLITE_PAYMENT_SELECT} WHERE p.batch_id = $1");
                 with_raw(transaction, |connection| {
-                    sqlite_payments(connection, &sql, &[batch_id])
+                    sqlite_payments(connection, &sql, [&[&batch_id as &dyn ToSql][..]])
                 })
                 .await
             }
@@ -475,25 +473,38 @@ impl StoreTx {
         }
     }
 
-    /// The payments with these (distinct) ids; an id no payment has is left out.
+    /// The payments with these (distinct) ids; an id no payment has is left out. Each
+    /// is found by the key its digits name (`run::payment_key_of`) and must carry the
+    /// very id asked about: an id of another shape, or another prefix, names none.
     async fn payments_by_id(&mut self, ids: &[&str]) -> StoreResult<Vec<InstructedPayment>> {
+        let keyed = keyed_ids(ids);
         match self {
             StoreTx::Sqlite(transaction) => {
-                let sql = format!("{SQLITE_PAYMENT_SELECT} WHERE p.end_to_end_id = $1");
+                let sql = format!(
+                    "{SQLITE_PAYMENT_SELECT} WHERE p.payment_key = $1 AND p.end_to_end_id = $2"
+                );
                 with_raw(transaction, |connection| {
-                    sqlite_payments(connection, &sql, ids)
+                    let lookups: Vec<[&dyn ToSql; 2]> = keyed
+                        .iter()
+                        .map(|(key, id)| [key as &dyn ToSql, id as &dyn ToSql])
+                        .collect();
+                    sqlite_payments(connection, &sql, lookups.iter().map(|values| &values[..]))
                 })
                 .await
             }
-            // PostgreSQL: one statement with the ids as an array (an IN list per 1000
+            // PostgreSQL: one statement with the keys as an array (an IN list per 1000
             // ids cost a round trip and a plan each).
             StoreTx::Postgres(transaction) => {
-                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.end_to_end_id = ANY($1)");
+                let sql = format!("{PG_PAYMENT_SELECT} WHERE p.payment_key = ANY($1)");
+                let keys: Vec<i64> = keyed.iter().map(|(key, _)| *key).collect();
                 let rows = sqlx::query(&sql)
-                    .bind(ids)
+                    .bind(keys)
                     .fetch_all(&mut **transaction)
                     .await?;
-                payments_from_pg_rows(&rows)
+                let asked: HashSet<&str> = keyed.iter().map(|(_, id)| *id).collect();
+                let mut found = payments_from_pg_rows(&rows)?;
+                found.retain(|payment| asked.contains(payment.end_to_end_id.as_str()));
+                Ok(found)
             }
         }
     }
@@ -506,6 +517,7 @@ impl StoreTx {
     ) -> StoreResult<HashMap<String, PaymentAccount>> {
         const SELECT: &str = "SELECT p.end_to_end_id, p.household_id, l.account_number \
             FROM payment p JOIN run_line l ON l.run_id = p.run_id AND l.line_no = p.line_no";
+        let keyed = keyed_ids(ids);
         let account = |row: &dyn PlainRow| -> StoreResult<(String, PaymentAccount)> {
             Ok((
                 row.text("end_to_end_id")?,
@@ -516,56 +528,56 @@ impl StoreTx {
             ))
         };
         if let StoreTx::Postgres(transaction) = self {
-            let sql = format!("{SELECT} WHERE p.end_to_end_id = ANY($1)");
+            let sql = format!("{SELECT} WHERE p.payment_key = ANY($1)");
+            let keys: Vec<i64> = keyed.iter().map(|(key, _)| *key).collect();
             let rows = sqlx::query(&sql)
-                .bind(ids)
+                .bind(keys)
                 .fetch_all(&mut **transaction)
                 .await?;
-            return rows.iter().map(|row| account(row)).collect();
+            let asked: HashSet<&str> = keyed.iter().map(|(_, id)| *id).collect();
+            let mut found = HashMap::new();
+            for row in &rows {
+                let (id, payment_account) = account(row)?;
+                if asked.contains(id.as_str()) {
+                    found.insert(id, payment_account);
+                }
+            }
+            return Ok(found);
         }
-        let sql = format!("{SELECT} WHERE p.end_to_end_id = $1");
+        let sql = format!("{SELECT} WHERE p.payment_key = $1 AND p.end_to_end_id = $2");
         let mut found = HashMap::new();
-        for id in ids {
-            found.extend(
-                self.fetch_mapped(&sql, &[SqlValue::Text((*id).into())], account)
-                    .await?,
-            );
+        for (key, id) in keyed {
+            let values = [SqlValue::Int(key), SqlValue::Text(id.into())];
+            found.extend(self.fetch_mapped(&sql, &values, account).await?);
         }
         Ok(found)
     }
 
-    /// Stores payments' new states and last reasons.
+    /// Stores payments' new states and last reasons, and the result file that set
+    /// them (its SHA-256 and time are the file's: `result_file`).
     pub async fn update_payments(
         &mut self,
         updates: &[PaymentUpdate<'_>],
-        result_sha256: &str,
-        at: &str,
+        result_file_id: i64,
     ) -> StoreResult<()> {
         if let StoreTx::Sqlite(transaction) = self {
-            // By the rowid read with the payment (no second search of the id index);
-            // the id is compared too, on the row already found.
-            const SET: &str = "UPDATE payment SET status = $1, results_seen = $2, \
+            // By the key read with the payment, which is the rowid; the id is compared
+            // too, on the row already found.
+            const UPDATE: &str = "UPDATE payment SET status = $1, results_seen = $2, \
                 reason_code = COALESCE($3, reason_code), reason_text = COALESCE($4, reason_text), \
-                bank_serial = COALESCE($5, bank_serial), result_sha256 = $6, status_updated_at = $7";
-            let by_rowid = format!("{SET} WHERE rowid = $8 AND end_to_end_id = $9");
-            let by_id = format!("{SET} WHERE end_to_end_id = $9");
+                bank_serial = COALESCE($5, bank_serial), result_file_id = $6 \
+                WHERE payment_key = $7 AND end_to_end_id = $8";
             return with_raw(transaction, |connection| {
-                let mut update_by_rowid = Prepared::new(connection, &by_rowid)?;
-                let mut update_by_id = Prepared::new(connection, &by_id)?;
+                let mut update = Prepared::new(connection, UPDATE)?;
                 for u in updates {
-                    let (update, rowid) = match u.locator {
-                        PaymentLocator(Some(rowid)) => (&mut update_by_rowid, rowid),
-                        PaymentLocator::BY_ID => (&mut update_by_id, 0),
-                    };
                     let changed = update.execute(&[
                         &u.status,
                         &u.results_seen,
                         &u.reason_code,
                         &u.reason_text,
                         &u.bank_serial,
-                        &result_sha256,
-                        &at,
-                        &rowid,
+                        &result_file_id,
+                        &u.payment_key,
                         &u.end_to_end_id,
                     ])?;
                     assert_eq!(changed, 1, "an update names one instructed payment");
@@ -583,6 +595,7 @@ impl StoreTx {
             .iter()
             .map(|u| {
                 vec![
+                    SqlValue::Int(u.payment_key),
                     text(u.end_to_end_id),
                     text(u.status),
                     SqlValue::Int(u.results_seen),
@@ -594,13 +607,13 @@ impl StoreTx {
             .collect();
         with_tx!(self, conn, Db => {
             sqlx::query("DROP TABLE IF EXISTS payment_update").execute(&mut *conn).await?;
-            sqlx::query("CREATE TEMPORARY TABLE payment_update (e2e TEXT PRIMARY KEY, status TEXT NOT NULL, \
-                         seen BIGINT NOT NULL, code TEXT, reason TEXT, serial TEXT) ON COMMIT DROP")
+            sqlx::query("CREATE TEMPORARY TABLE payment_update (key BIGINT PRIMARY KEY, e2e TEXT NOT NULL, \
+                         status TEXT NOT NULL, seen BIGINT NOT NULL, code TEXT, reason TEXT, serial TEXT) ON COMMIT DROP")
                 .execute(&mut *conn).await?;
         });
         self.insert_values(
             "payment_update",
-            &["e2e", "status", "seen", "code", "reason", "serial"],
+            &["key", "e2e", "status", "seen", "code", "reason", "serial"],
             &rows,
         )
         .await?;
@@ -612,10 +625,10 @@ impl StoreTx {
         let sql = "UPDATE payment SET status = v.status, results_seen = v.seen, \
                    reason_code = COALESCE(v.code, payment.reason_code), \
                    reason_text = COALESCE(v.reason, payment.reason_text), \
-                   bank_serial = COALESCE(v.serial, payment.bank_serial), result_sha256 = $1, \
-                   status_updated_at = $2 FROM payment_update v WHERE payment.end_to_end_id = v.e2e";
+                   bank_serial = COALESCE(v.serial, payment.bank_serial), result_file_id = $1 \
+                   FROM payment_update v WHERE payment.payment_key = v.key AND payment.end_to_end_id = v.e2e";
         let changed = with_tx!(self, conn, Db => {
-            sqlx::query(sql).bind(result_sha256).bind(at).execute(&mut *conn).await?.rows_affected()
+            sqlx::query(sql).bind(result_file_id).execute(&mut *conn).await?.rows_affected()
         });
         assert_eq!(
             changed,
@@ -789,19 +802,27 @@ impl Store {
     }
 }
 
-/// SQLite: the payments `sql` finds for each key in turn (`$1` bound to the key), with
-/// run states and batch ids read once and shared.
-fn sqlite_payments(
+/// Each id that names a payment key (`run::payment_key_of`), with its key: an id of
+/// another shape names no payment, so it is not looked up.
+fn keyed_ids<'i>(ids: &[&'i str]) -> Vec<(i64, &'i str)> {
+    ids.iter()
+        .filter_map(|id| Some((payment_key_of(id)?, *id)))
+        .collect()
+}
+
+/// SQLite: the payments `sql` finds for each list of values in turn (`$1`, `$2`…
+/// bound to them), with run states and batch ids read once and shared.
+fn sqlite_payments<'v>(
     connection: &rusqlite::Connection,
     sql: &str,
-    keys: &[&str],
+    lookups: impl IntoIterator<Item = &'v [&'v dyn ToSql]>,
 ) -> StoreResult<Vec<InstructedPayment>> {
     let mut runs = RunStates::new(connection)?;
     let mut batches = Shared::default();
     let mut select = Prepared::new(connection, sql)?;
     let mut found = Vec::new();
-    for key in keys {
-        select.for_each_row(&[key as &dyn ToSql], |row| {
+    for values in lookups {
+        select.for_each_row(values, |row| {
             found.extend(instructed_from_sqlite(row, &mut runs, &mut batches)?);
             Ok(())
         })?;

@@ -377,11 +377,12 @@ impl StoreTx {
         // `CROSS JOIN` keeps run_line the outer loop on SQLite (its household index gives
         // the chunk's range); joined from `run` instead, SQLite read every line of every
         // standing run, the one being written included, once per chunk: quadratic, 30 s
-        // of a million-household run. PostgreSQL plans it as the same inner join.
+        // of a million-household run. PostgreSQL plans it as the same inner join. A
+        // line's payment is found by its key (`run::payment_key`), the primary key.
         let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources, l.end_to_end_id, \
                    CAST(CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS BIGINT) AS instructed_ok \
                    FROM run_line l CROSS JOIN run r \
-                   LEFT JOIN payment p ON p.end_to_end_id = l.end_to_end_id \
+                   LEFT JOIN payment p ON p.payment_key = r.run_no * 100000000 + l.line_no \
                    WHERE r.run_id = l.run_id AND r.state <> 'cancelled' AND r.programme = $1 AND r.month <= $2 \
                    AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
         let values = [

@@ -421,7 +421,7 @@ fn a_file_mixing_its_batch_other_batches_and_unknown_ids_on_both_databases() {
             pairs(
                 &db.url,
                 "SELECT end_to_end_id, bank_serial || COALESCE(' ' || reason_code, '') \
-                 FROM payment WHERE result_sha256 IS NOT NULL"
+                 FROM payment WHERE result_file_id IS NOT NULL"
             ),
             expected_serials,
             "{backend}"
