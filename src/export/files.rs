@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Files written to temporary names, waiting to be published together.
 pub struct StagedFiles {
@@ -14,6 +16,9 @@ pub struct StagedFiles {
     /// (temporary path, final name), in staging order.
     staged: Vec<(PathBuf, String)>,
     published: bool,
+    /// Set when the set is dropped unpublished, so a `StagedFile` written after that
+    /// (its writer was not waited for: the export's future was dropped) removes itself.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl StagedFiles {
@@ -23,20 +28,30 @@ impl StagedFiles {
             dir: dir.to_path_buf(),
             staged: Vec::new(),
             published: false,
+            abandoned: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Writes `bytes` to `.NAME.tmp` and fsyncs it.
     pub fn stage(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        self.reserve(name).write(bytes)
+    }
+
+    /// The temporary file `NAME` is staged in, to be written by `StagedFile::write`
+    /// (on another thread, say) before `publish`. It is this set's from now on: a set
+    /// dropped unpublished removes it, so whoever writes it must finish before the set
+    /// is dropped.
+    pub fn reserve(&mut self, name: &str) -> StagedFile {
         assert!(
             !name.contains('/') && !name.starts_with('.'),
             "file names are plain: {name}"
         );
         let temporary = self.dir.join(format!(".{name}.tmp"));
         self.staged.push((temporary.clone(), name.to_string()));
-        write_and_sync(&temporary, bytes)?;
-        crate::failpoint::hit("export.after_stage");
-        Ok(())
+        StagedFile {
+            temporary,
+            abandoned: Arc::clone(&self.abandoned),
+        }
     }
 
     /// Renames every staged file to its name, in staging order, then fsyncs the directory.
@@ -57,10 +72,38 @@ impl StagedFiles {
     }
 }
 
+/// One file of a `StagedFiles` set, reserved and not yet written.
+#[must_use = "a reserved file must be written before its set is published"]
+pub struct StagedFile {
+    temporary: PathBuf,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl StagedFile {
+    /// Writes `bytes` to the temporary file and fsyncs it.
+    ///
+    /// Why the flag is read after writing: the set's drop raises it before removing its
+    /// files, so a file created after that removal sees it raised and removes itself,
+    /// and one created before is removed by the drop.
+    pub fn write(self, bytes: &[u8]) -> anyhow::Result<()> {
+        write_and_sync(&self.temporary, bytes)?;
+        if self.abandoned.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.temporary);
+            anyhow::bail!(
+                "{} was staged for an export that stopped",
+                self.temporary.display()
+            );
+        }
+        crate::failpoint::hit("export.after_stage");
+        Ok(())
+    }
+}
+
 impl Drop for StagedFiles {
     /// An export that did not publish leaves nothing behind.
     fn drop(&mut self) {
         if !self.published {
+            self.abandoned.store(true, Ordering::SeqCst);
             for (temporary, _) in &self.staged {
                 let _ = std::fs::remove_file(temporary);
             }
@@ -111,5 +154,40 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("a.txt.sig")).unwrap(), b"two");
         write_atomically(dir.path(), "manifest.json", b"{}").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    /// A file reserved and written on another thread is published with the set, and
+    /// removed with it when the set is dropped unpublished.
+    #[test]
+    fn a_file_written_elsewhere_is_published_or_removed_with_its_set() {
+        let dir = tempfile::tempdir().unwrap();
+        for publish in [false, true] {
+            let mut staged = StagedFiles::new(dir.path()).unwrap();
+            let file = staged.reserve("b.txt");
+            std::thread::spawn(move || file.write(b"three"))
+                .join()
+                .unwrap()
+                .unwrap();
+            assert!(!dir.path().join("b.txt").exists());
+            if publish {
+                staged.publish().unwrap();
+            } else {
+                drop(staged);
+                assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+            }
+        }
+        assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"three");
+    }
+
+    /// A file whose writer finishes only after its set was dropped unpublished (the
+    /// export's future was dropped without waiting for it) removes itself.
+    #[test]
+    fn a_file_written_after_its_set_was_dropped_removes_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = StagedFiles::new(dir.path()).unwrap();
+        let file = staged.reserve("c.txt");
+        drop(staged);
+        assert!(file.write(b"late").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
