@@ -23,7 +23,7 @@
 //! | `approve.before_commit` | `run approve`: the approval and its audit entry written, before commit |
 //! | `approve.after_commit` | `run approve`: the approval committed, before the run moves to Approved (a second transaction) |
 //! | `export.before_run_lock` | not an abort: `run export` pauses here until a line on stdin (`pause`), its run read and checked, before it takes the run's lock (a cancellation can slip in; `it/work.rs`) |
-//! | `export.after_stage` | `run export`: a file or signature written to `.NAME.tmp` and fsynced (`@N`: the N-th staged file) |
+//! | `export.after_stage` | `run export`: a file or signature written to its temporary name (`.NAME.PID-SET.tmp`) and fsynced, on the thread that writes it while the batch's payments are recorded (`@N`: the N-th staged file) |
 //! | `export.after_rename` | `run export`: every file and signature renamed into place, before the manifest |
 //! | `export.before_commit` | `run export`: manifest written and verified, batches and payments recorded, before commit |
 //! | `export.write_error` | not an abort: the staged write of a file fails with ENOSPC ("no space left on device") after half its bytes (`@N`: the N-th staged file; FAILURES #24) |

@@ -27,9 +27,23 @@
 -- reference is a probe of `result_file` for every payment updated.
 --
 -- Every stored payment is copied with its key, from its run's number and its line.
+-- The migration stops first, changing nothing, if a payment names no run or its id's
+-- digits are not its run's number and its line (a database edited by hand): the copy
+-- would otherwise lose the first and give the second a key its id does not name.
+--
+-- A payment's identity (key, id, line, run, batch) never changes once written: the
+-- trigger below refuses an update that sets one, as PostgreSQL's do (migrations 0010
+-- and 0011). Ingest's update sets none of them, so it never fires there.
+
+CREATE TEMPORARY TABLE payment_keyed_check (bad BIGINT NOT NULL CHECK (bad = 0));
+INSERT INTO payment_keyed_check
+SELECT COUNT(*) FROM payment p LEFT JOIN run r ON r.run_id = p.run_id
+WHERE r.run_no IS NULL
+   OR substr(p.end_to_end_id, -15) <> printf('%06d-%08d', r.run_no, p.line_no);
+DROP TABLE payment_keyed_check;
 
 CREATE TABLE payment_keyed (
-    payment_key INTEGER PRIMARY KEY,
+    payment_key INTEGER PRIMARY KEY NOT NULL,
     end_to_end_id TEXT NOT NULL,
     run_id TEXT NOT NULL REFERENCES run (run_id),
     batch_id TEXT NOT NULL REFERENCES batch (batch_id),
@@ -57,3 +71,10 @@ FROM payment p JOIN run r ON r.run_id = p.run_id;
 DROP TABLE payment;
 ALTER TABLE payment_keyed RENAME TO payment;
 CREATE INDEX payment_batch ON payment (batch_id);
+
+CREATE TRIGGER payment_identity_fixed BEFORE UPDATE OF payment_key, end_to_end_id, line_no, run_id, batch_id ON payment
+FOR EACH ROW WHEN OLD.payment_key IS NOT NEW.payment_key OR OLD.end_to_end_id IS NOT NEW.end_to_end_id
+    OR OLD.line_no IS NOT NEW.line_no OR OLD.run_id IS NOT NEW.run_id OR OLD.batch_id IS NOT NEW.batch_id
+BEGIN
+    SELECT RAISE(ABORT, 'a payment never changes its key, id, line, run or batch');
+END;

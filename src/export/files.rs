@@ -1,13 +1,16 @@
 //! Writing bank files durably (FAILURES #5, #24): each file is written to
-//! `DIR/.NAME.tmp`, fsynced, and only renamed to `DIR/NAME` (then the directory
+//! `DIR/.NAME.PID-SET.tmp`, fsynced, and only renamed to `DIR/NAME` (then the directory
 //! fsynced) once every file of the export has been staged. A failed export removes
-//! what it staged, so `DIR` never shows a partial set.
+//! what it staged, so `DIR` never shows a partial set. The temporary name is the set's
+//! own (process id, and a number per set in the process), so a writer a dropped export
+//! left running never touches the files of the export that retries it; staging a name
+//! removes what an earlier set left under that name (a crashed export's temporaries).
 
 use anyhow::Context as _;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Files written to temporary names, waiting to be published together.
@@ -19,7 +22,12 @@ pub struct StagedFiles {
     /// Set when the set is dropped unpublished, so a `StagedFile` written after that
     /// (its writer was not waited for: the export's future was dropped) removes itself.
     abandoned: Arc<AtomicBool>,
+    /// The set's number in this process: part of each temporary name.
+    set: u64,
 }
+
+/// Sets staged so far in this process, for `StagedFiles::set`.
+static SETS_STAGED: AtomicU64 = AtomicU64::new(0);
 
 impl StagedFiles {
     pub fn new(dir: &Path) -> anyhow::Result<StagedFiles> {
@@ -29,10 +37,11 @@ impl StagedFiles {
             staged: Vec::new(),
             published: false,
             abandoned: Arc::new(AtomicBool::new(false)),
+            set: SETS_STAGED.fetch_add(1, Ordering::SeqCst),
         })
     }
 
-    /// Writes `bytes` to `.NAME.tmp` and fsyncs it.
+    /// Writes `bytes` to the temporary file of `NAME` and fsyncs it.
     pub fn stage(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         self.reserve(name).write(bytes)
     }
@@ -46,7 +55,10 @@ impl StagedFiles {
             !name.contains('/') && !name.starts_with('.'),
             "file names are plain: {name}"
         );
-        let temporary = self.dir.join(format!(".{name}.tmp"));
+        remove_earlier_temporaries(&self.dir, name);
+        let temporary = self
+            .dir
+            .join(format!(".{name}.{}-{}.tmp", std::process::id(), self.set));
         self.staged.push((temporary.clone(), name.to_string()));
         StagedFile {
             temporary,
@@ -107,6 +119,40 @@ impl Drop for StagedFiles {
             for (temporary, _) in &self.staged {
                 let _ = std::fs::remove_file(temporary);
             }
+        }
+    }
+}
+
+/// Removes the temporaries an earlier set left for `name` in `dir` (an export that
+/// crashed after staging it; `.NAME.tmp` of earlier builds too). Only that name's: the
+/// names are batch ids, so another run's export into the same directory is left alone,
+/// and the run's own export holds the run's lock. Best effort: what cannot be read or
+/// removed stays, as it did before.
+fn remove_earlier_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(middle) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix("tmp"))
+        else {
+            continue;
+        };
+        let set_suffix = middle.strip_suffix('.').is_some_and(|set| {
+            set.split_once('-').is_some_and(|(process, number)| {
+                [process, number]
+                    .iter()
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            })
+        });
+        if middle.is_empty() || set_suffix {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -177,6 +223,58 @@ mod tests {
             }
         }
         assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"three");
+    }
+
+    /// A writer a dropped export left running never touches the files of the export
+    /// that stages the same names again in the same directory: each set has its own
+    /// temporary names.
+    #[test]
+    fn a_late_writer_of_a_dropped_set_leaves_the_next_set_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = StagedFiles::new(dir.path()).unwrap();
+        let late = first.reserve("d.txt");
+        drop(first);
+        let mut second = StagedFiles::new(dir.path()).unwrap();
+        second.stage("d.txt", b"second").unwrap();
+        assert!(late.write(b"first").is_err());
+        second.publish().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("d.txt")).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A crashed export's temporaries of a name, of this build's form or the old
+    /// `.NAME.tmp`, are removed when the name is staged again; another name's, and a
+    /// file that only looks alike, stay.
+    #[test]
+    fn staging_a_name_removes_what_a_crash_left_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let left = [
+            ".e.txt.123-4.tmp",
+            ".e.txt.tmp",
+            ".e.txt.sig.123-4.tmp",
+            ".f.txt.1-1.tmp",
+            ".e.txt.x-1.tmp",
+        ];
+        for name in left {
+            std::fs::write(dir.path().join(name), b"crashed").unwrap();
+        }
+        let mut staged = StagedFiles::new(dir.path()).unwrap();
+        staged.stage("e.txt", b"again").unwrap();
+        staged.publish().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".e.txt.sig.123-4.tmp",
+                ".e.txt.x-1.tmp",
+                ".f.txt.1-1.tmp",
+                "e.txt"
+            ]
+        );
     }
 
     /// A file whose writer finishes only after its set was dropped unpublished (the

@@ -137,19 +137,6 @@ pub fn payment_key_of(end_to_end_id: &str) -> Option<i64> {
     (run_no >= 1 && line_no >= 1).then(|| run_no * PAYMENT_KEY_LINES + line_no)
 }
 
-/// The run number of a payment key.
-pub fn run_no_of_payment_key(payment_key: i64) -> i64 {
-    payment_key / PAYMENT_KEY_LINES
-}
-
-/// The smallest and largest payment key of a run: its payments are that range.
-pub fn payment_keys_of_run(run_no: i64) -> (i64, i64) {
-    (
-        run_no * PAYMENT_KEY_LINES + 1,
-        run_no * PAYMENT_KEY_LINES + RUN_LINES_MAX,
-    )
-}
-
 /// A run's line as stored: the computation plus the snapshot of the account it pays.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunLine {
@@ -412,9 +399,8 @@ mod tests {
             let id = end_to_end_id(prefix, run_no, line_no);
             assert_eq!(payment_key(run_no, line_no), key, "{id}");
             assert_eq!(payment_key_of(&id), Some(key), "{id}");
-            assert_eq!(run_no_of_payment_key(key), run_no, "{id}");
-            let (first, last) = payment_keys_of_run(run_no);
-            assert!(first <= key && key <= last, "{id}");
+            assert_eq!(key / PAYMENT_KEY_LINES, run_no, "{id}");
+            assert_eq!(key % PAYMENT_KEY_LINES, line_no, "{id}");
         }
     }
 
@@ -449,7 +435,7 @@ mod tests {
             let key = payment_key(run_no, line_no);
             proptest::prop_assert_eq!(payment_key_of(&end_to_end_id(&prefix, run_no, line_no)), Some(key));
             proptest::prop_assert_eq!(key % PAYMENT_KEY_LINES, line_no);
-            proptest::prop_assert_eq!(run_no_of_payment_key(key), run_no);
+            proptest::prop_assert_eq!(key / PAYMENT_KEY_LINES, run_no);
             if other_line != line_no {
                 proptest::prop_assert_ne!(payment_key(run_no, other_line), key);
             }

@@ -739,7 +739,75 @@ mod tests {
                 )
                 .await;
                 assert!(misnumbered.is_err(), "{url}: a key names its own line");
+                for change in [
+                    "end_to_end_id = 'DB000007-00000009'",
+                    "payment_key = 700000009, line_no = 9",
+                ] {
+                    let moved = execute(
+                        &store,
+                        &format!("UPDATE payment SET {change} WHERE payment_key = 700000001"),
+                    )
+                    .await;
+                    assert!(moved.is_err(), "{url}: {change} refused");
+                }
+                let index_sql = if url.starts_with("sqlite") {
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'payment' ORDER BY name"
+                } else {
+                    "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'payment' ORDER BY indexname"
+                };
+                let indexes = store
+                    .fetch_mapped(index_sql, &[], |row| Ok(row.text("name")?))
+                    .await
+                    .unwrap();
+                let expected: &[&str] = if url.starts_with("sqlite") {
+                    &["payment_batch"]
+                } else {
+                    &["payment_batch", "payment_pkey"]
+                };
+                assert_eq!(indexes, expected, "{url}: payment's indexes");
                 store.close().await;
+            }
+        });
+    }
+
+    /// Migration 0011 refuses, changing nothing, a database where a payment's id does
+    /// not spell its run's number and its line (edited by hand): its key would name
+    /// another id. Both backends.
+    #[test]
+    fn keying_payments_stops_at_an_id_that_is_not_its_run_and_line() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite_url = format!("sqlite://{}", dir.path().join("bad.db").display());
+            let postgres = test_postgres::TestPostgres::create("migration_0011_bad").await;
+            for url in [sqlite_url, postgres.url.clone()] {
+                let migrator = migrated_before(&url, 11).await;
+                for sql in [
+                    run_7_insert(),
+                    batch_7_insert(1),
+                    "INSERT INTO payment (end_to_end_id, run_id, batch_id, line_no, household_id, bank_code, amount_fen) \
+                     VALUES ('DB000007-00000005', 'R202611-000007', 'B000007-0001', 1, 'H1', '102100099996', 80000)"
+                        .to_string(),
+                ] {
+                    execute(&migrator, &sql).await.unwrap();
+                }
+                migrator.close().await;
+                let refused = match Store::connect(&url).await {
+                    Ok(_) => panic!("{url}: migrated anyway"),
+                    Err(error) => error.to_string(),
+                };
+                assert!(
+                    refused.contains("bad = 0") || refused.contains("not migrated"),
+                    "{url}: refused for another reason: {refused}"
+                );
+                let old = migrated_before(&url, 11).await;
+                let kept = old
+                    .fetch_mapped("SELECT end_to_end_id FROM payment", &[], |row| {
+                        Ok(row.text("end_to_end_id")?)
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(kept, ["DB000007-00000005"], "{url}: nothing changed");
+                old.close().await;
             }
         });
     }

@@ -5,7 +5,7 @@ use crate::domain::household::{TreasuryVoucher, VoucherType};
 use crate::domain::ids::BankCode;
 use crate::domain::money::Fen;
 use crate::domain::month::parse_date;
-use crate::run::payment_key_of;
+use crate::run::{payment_key_of, PAYMENT_KEY_LINES, RUN_LINES_MAX};
 use crate::store::export::{batch_from_row, BatchRecord};
 use crate::store::raw_sqlite::{text_ref, with_raw, Prepared};
 use crate::store::runs::PlainRow;
@@ -175,9 +175,12 @@ impl Store {
         &self,
         run_id: &str,
     ) -> StoreResult<Vec<PaymentStatusTotal>> {
-        let sql = &format!("SELECT batch_id, status, COUNT(*) AS n, \
+        let sql = &format!(
+            "SELECT batch_id, status, COUNT(*) AS n, \
                    CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS total \
-                   FROM payment WHERE {PAYMENTS_OF_RUN} GROUP BY batch_id, status ORDER BY batch_id, status");
+                   FROM payment WHERE {} GROUP BY batch_id, status ORDER BY batch_id, status",
+            payments_of_run()
+        );
         let found = with_pool!(self, pool, Db => {
             sqlx::query(sql).bind(run_id).fetch_all(pool).await?.iter().map(|row| Ok(PaymentStatusTotal {
                 batch_id: row.text("batch_id")?,
@@ -219,11 +222,16 @@ impl Store {
 }
 
 /// `WHERE` condition for the payments of run `$1`: the range of their keys
-/// (`run::payment_keys_of_run`), read by the primary key on both backends; nothing
+/// (`run::payment_key` of its lines 1 to `RUN_LINES_MAX`), read by the primary key on
+/// both backends; nothing
 /// indexes `run_id` itself (migration 0011).
-pub(crate) const PAYMENTS_OF_RUN: &str = "payment_key BETWEEN \
-    (SELECT run_no FROM run WHERE run_id = $1) * 100000000 + 1 AND \
-    (SELECT run_no FROM run WHERE run_id = $1) * 100000000 + 99999999 AND run_id = $1";
+pub(crate) fn payments_of_run() -> String {
+    let run_no = "(SELECT run_no FROM run WHERE run_id = $1)";
+    format!(
+        "payment_key BETWEEN {run_no} * {PAYMENT_KEY_LINES} + 1 AND {run_no} * {PAYMENT_KEY_LINES} + {RUN_LINES_MAX} \
+         AND run_id = $1"
+    )
+}
 
 /// PostgreSQL: a payment's columns and its run's state (the query's `WHERE` follows).
 /// A payment is never read beside its line: export writes every payment from its line,
@@ -388,7 +396,8 @@ impl StoreTx {
 
     /// The payments the ids of a result file name (see `FoundPayments`). `batch_id` is
     /// the batch the file says it answers: its payments are read in one pass over the
-    /// batch (on SQLite in rowid order, the order export inserted them), and only ids
+    /// batch (in key order, which is line order, the order export inserted them and
+    /// the bank answers in), and only ids
     /// not among them (another batch's, or no payment's) are looked up by id.
     pub async fn payments_for_results(
         &mut self,

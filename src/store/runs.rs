@@ -9,7 +9,7 @@ use crate::domain::money::Fen;
 use crate::domain::month::{parse_date, Month};
 use crate::domain::repeated_values::RepeatedValues;
 use crate::policy::calc::{ArrearsSource, LineStatus, PriorLine};
-use crate::run::{RunLine, RunState, RunTotals};
+use crate::run::{RunLine, RunState, RunTotals, PAYMENT_KEY_LINES};
 use crate::store::raw_sqlite::{text_ref, with_raw, Prepared};
 use crate::store::values::SqlValue;
 use crate::store::{with_pool, with_tx, Store, StoreError, StoreResult, StoreTx};
@@ -379,12 +379,12 @@ impl StoreTx {
         // standing run, the one being written included, once per chunk: quadratic, 30 s
         // of a million-household run. PostgreSQL plans it as the same inner join. A
         // line's payment is found by its key (`run::payment_key`), the primary key.
-        let sql = "SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources, l.end_to_end_id, \
+        let sql = &format!("SELECT l.household_id, r.month, l.status, l.recovery_fen, l.arrears_sources, l.end_to_end_id, \
                    CAST(CASE WHEN p.status IN ('failed', 'returned') THEN 0 ELSE 1 END AS BIGINT) AS instructed_ok \
                    FROM run_line l CROSS JOIN run r \
-                   LEFT JOIN payment p ON p.payment_key = r.run_no * 100000000 + l.line_no \
+                   LEFT JOIN payment p ON p.payment_key = r.run_no * {PAYMENT_KEY_LINES} + l.line_no \
                    WHERE r.run_id = l.run_id AND r.state <> 'cancelled' AND r.programme = $1 AND r.month <= $2 \
-                   AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month";
+                   AND l.household_id >= $3 AND l.household_id <= $4 ORDER BY l.household_id, r.month");
         let values = [
             SqlValue::Text(programme.into()),
             SqlValue::Text(month.to_string().into()),
