@@ -2,6 +2,7 @@
 //! payments and bank results. No IO here.
 
 pub mod bank_result;
+pub mod digits;
 pub mod household;
 pub mod ids;
 pub mod mask;

@@ -1,5 +1,6 @@
 //! Calendar months (`YYYY-MM`) and strict dates: the units every rule is written in.
 
+use crate::domain::digits::{ascii, fill_padded};
 use chrono::{Datelike, NaiveDate};
 use std::fmt;
 
@@ -110,23 +111,60 @@ impl Month {
     }
 }
 
+impl Month {
+    /// `YYYY-MM` for a year of four digits; `None` for any other year (arithmetic,
+    /// `plus` and `from_index`, can step outside `Month::new`'s years).
+    fn fixed_text(self) -> Option<[u8; 7]> {
+        let year = u32::try_from(self.year)
+            .ok()
+            .filter(|year| (1000..=9999).contains(year))?;
+        let mut text = *b"0000-00";
+        let spelt = fill_padded(&mut text[..4], year.into())
+            && fill_padded(&mut text[5..], self.month.into());
+        spelt.then_some(text)
+    }
+
+    /// Calls `use_text` with the month as `Display` shows it, spelt on the stack where
+    /// the year has four digits: a month goes into every household a run hashes and
+    /// every roster row stored, and a `String` or a formatter for each cost more.
+    pub fn with_text<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
+        match self.fixed_text() {
+            Some(text) => use_text(ascii(&text)),
+            None => use_text(&self.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for Month {
     /// `YYYY-MM`, spelt by hand: a month is shown for every household a run hashes and
     /// every line it writes, and `write!` with padded numbers cost several times more.
-    /// Arithmetic (`plus`, `from_index`) can step outside `Month::new`'s years; a year
-    /// without exactly four digits is shown by `write!`, never refused.
+    /// A year without exactly four digits is shown by `write!`, never refused.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Ok(year @ 1000..=9999) = u32::try_from(self.year) else {
-            return write!(formatter, "{:04}-{:02}", self.year, self.month);
-        };
-        let mut text = *b"0000-00";
-        for (position, value) in [(0, year / 100), (2, year % 100), (5, self.month)] {
-            let value = u8::try_from(value).expect("two digits");
-            assert!(value < 100, "a month's fields are two-digit pairs");
-            text[position] = b'0' + value / 10;
-            text[position + 1] = b'0' + value % 10;
+        match self.fixed_text() {
+            Some(text) => formatter.pad(ascii(&text)),
+            None => write!(formatter, "{:04}-{:02}", self.year, self.month),
         }
-        formatter.pad(std::str::from_utf8(&text).expect("digits and a hyphen are ASCII"))
+    }
+}
+
+/// Calls `use_text` with `date` as chrono's `Display` shows it (`YYYY-MM-DD`), spelt on
+/// the stack where the year is 1000..=9999, and by `Display` for any other year.
+/// chrono's `Display` writes through a formatter a character at a time, and a roster
+/// row's last review date goes through here whenever the row is stored or hashed.
+pub fn with_date_text<R>(date: NaiveDate, use_text: impl FnOnce(&str) -> R) -> R {
+    let mut text = *b"0000-00-00";
+    let spelt = u32::try_from(date.year())
+        .ok()
+        .filter(|year| (1000..=9999).contains(year))
+        .is_some_and(|year| {
+            fill_padded(&mut text[..4], year.into())
+                && fill_padded(&mut text[5..7], date.month().into())
+                && fill_padded(&mut text[8..], date.day().into())
+        });
+    if spelt {
+        use_text(ascii(&text))
+    } else {
+        use_text(&date.to_string())
     }
 }
 
@@ -181,6 +219,53 @@ mod tests {
         );
         for (year, shown) in [(999, "0999-03"), (10_000, "10000-03"), (-1, "-001-03")] {
             assert_eq!(Month { year, month: 3 }.to_string(), shown);
+        }
+    }
+
+    /// `with_text` and `Display` hand over what `write!` with padding spells (the text
+    /// every stored month was written in before they were spelt by hand): every month
+    /// of `Month::new`'s years, and years outside them.
+    #[test]
+    fn a_month_text_is_its_padded_format() {
+        let months = (YEAR_MIN..=YEAR_MAX)
+            .flat_map(|year| (1..=12).map(move |number| Month::new(year, number).unwrap()))
+            .chain([999, 1000, 9999, 10_000, -1, 0].map(|year| Month { year, month: 7 }));
+        for month in months {
+            let padded = format!("{:04}-{:02}", month.year, month.month);
+            assert_eq!(month.with_text(str::to_string), padded);
+            assert_eq!(month.to_string(), padded);
+        }
+    }
+
+    /// `with_date_text` hands over chrono's `Display` text (what every stored date was
+    /// written as before it was spelt by hand): every day of 1900..=2199 spelt by hand,
+    /// and the years on either side of four digits and chrono's own limits, which take
+    /// `Display` itself.
+    #[test]
+    fn a_date_text_is_chronos_display() {
+        let mut day = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap();
+        let last = NaiveDate::from_ymd_opt(2199, 12, 31).unwrap();
+        while day <= last {
+            assert_eq!(with_date_text(day, str::to_string), day.to_string());
+            day = day.succ_opt().unwrap();
+        }
+        for (year, month, day) in [
+            (999, 12, 31),
+            (1000, 1, 1),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (-1, 6, 5),
+            (0, 2, 29),
+        ] {
+            let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+            assert_eq!(
+                with_date_text(date, str::to_string),
+                date.to_string(),
+                "{year}"
+            );
+        }
+        for date in [NaiveDate::MIN, NaiveDate::MAX] {
+            assert_eq!(with_date_text(date, str::to_string), date.to_string());
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod diff;
 
+use crate::domain::digits::{ascii, fill_padded};
 use crate::domain::money::Fen;
 use crate::domain::month::Month;
 use crate::policy::calc::{ArrearsSource, LineStatus};
@@ -86,8 +87,22 @@ pub fn run_id(month: Month, run_no: i64) -> String {
 
 /// `DB000001-00000001`: prefix, run number, line number. At most 4 + 6 + 1 + 8 = 19
 /// characters of `[A-Za-z0-9-]` (CONTRACTS §3.1).
+///
+/// Spelt by hand, since every line of a run gets one. A number wider than its field,
+/// or negative, is spelt by `format!` as before; the length check refuses only an id
+/// longer than 20 characters.
 pub fn end_to_end_id(prefix: &str, run_no: i64, line_no: i64) -> String {
-    let id = format!("{prefix}{run_no:06}-{line_no:08}");
+    let mut numbers = *b"000000-00000000";
+    let spelt = u64::try_from(run_no).is_ok_and(|run| fill_padded(&mut numbers[..6], run))
+        && u64::try_from(line_no).is_ok_and(|line| fill_padded(&mut numbers[7..], line));
+    let id = if spelt {
+        let mut id = String::with_capacity(prefix.len() + numbers.len());
+        id.push_str(prefix);
+        id.push_str(ascii(&numbers));
+        id
+    } else {
+        format!("{prefix}{run_no:06}-{line_no:08}")
+    };
     assert!(
         id.len() <= 20,
         "end_to_end_id {id} longer than 20 characters"
@@ -385,6 +400,34 @@ mod tests {
             run_id(Month::parse("2026-11").unwrap(), 7),
             "R202611-000007"
         );
+    }
+
+    /// Spelt by hand, an id is what `format!` with padding spells: at the fields'
+    /// edges, past them (wider or negative numbers, spelt by `format!`), and at random.
+    #[test]
+    fn an_end_to_end_id_is_its_padded_format() {
+        let spelt_by_format =
+            |prefix: &str, run_no: i64, line_no: i64| format!("{prefix}{run_no:06}-{line_no:08}");
+        for (prefix, run_no, line_no) in [
+            ("DB", 0, 0),
+            ("DB", 1, 1),
+            ("", RUN_NO_MAX, RUN_LINES_MAX),
+            ("ABCD", RUN_NO_MAX, RUN_LINES_MAX),
+            ("DB", RUN_NO_MAX + 1, 1),
+            ("DB", 1, RUN_LINES_MAX + 1),
+            ("DB", -1, 5),
+            ("DB", 5, -1),
+        ] {
+            assert_eq!(
+                end_to_end_id(prefix, run_no, line_no),
+                spelt_by_format(prefix, run_no, line_no)
+            );
+        }
+        proptest::proptest!(|(prefix in "[A-Z0-9]{0,4}", run_no in -2i64..2_000_000, line_no in -2i64..200_000_000)| {
+            let expected = spelt_by_format(&prefix, run_no, line_no);
+            proptest::prop_assume!(expected.len() <= 20);
+            proptest::prop_assert_eq!(end_to_end_id(&prefix, run_no, line_no), expected);
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! table on both backends, and each row's content hash is computed the same way.
 
 use crate::domain::household::{Decision, Household, StaffRelative, TreasuryVoucher};
+use crate::domain::month::with_date_text;
 use compact_str::CompactString;
 use ring::digest::{digest, SHA256};
 
@@ -101,8 +102,6 @@ pub const HOUSEHOLD_TABLE: TableDef = TableDef {
 /// creation takes of the household it read cannot drift apart.
 trait ValueSink {
     fn text(&mut self, value: &str);
-    /// A value written as its `Display` text (dates).
-    fn shown(&mut self, value: &dyn std::fmt::Display);
     fn int(&mut self, value: i64);
     fn opt_int(&mut self, value: Option<i64>);
 }
@@ -110,12 +109,6 @@ trait ValueSink {
 impl ValueSink for Vec<SqlValue> {
     fn text(&mut self, value: &str) {
         self.push(text(value));
-    }
-    fn shown(&mut self, value: &dyn std::fmt::Display) {
-        use std::fmt::Write as _;
-        let mut shown = CompactString::default();
-        write!(shown, "{value}").expect("writing to a string cannot fail");
-        self.push(SqlValue::Text(shown));
     }
     fn int(&mut self, value: i64) {
         self.push(int(value));
@@ -159,10 +152,6 @@ impl ValueSink for CanonicalBytes {
     fn text(&mut self, value: &str) {
         self.next_value().extend_from_slice(value.as_bytes());
     }
-    fn shown(&mut self, value: &dyn std::fmt::Display) {
-        use std::io::Write as _;
-        write!(self.next_value(), "{value}").expect("writing to a Vec cannot fail");
-    }
     fn int(&mut self, value: i64) {
         SqlValue::Int(value).push_canonical(self.next_value());
     }
@@ -173,7 +162,7 @@ impl ValueSink for CanonicalBytes {
 
 fn household_fields(household: &Household, sink: &mut impl ValueSink) {
     sink.text(household.household_id.as_str());
-    sink.shown(&household.approved_from);
+    household.approved_from.with_text(|month| sink.text(month));
     sink.text(household.region_code.as_str());
     sink.text(household.area.as_str());
     sink.text(&household.head_name);
@@ -184,7 +173,7 @@ fn household_fields(household: &Household, sink: &mut impl ValueSink) {
     sink.int(household.severely_disabled.into());
     sink.int(household.seriously_ill.into());
     sink.text(household.review_class.as_str());
-    sink.shown(&household.last_review);
+    with_date_text(household.last_review, |date| sink.text(date));
     sink.int(household.base_amount.as_i64());
     sink.opt_int(household.employment_cost_deduction.map(|fen| fen.as_i64()));
     sink.text(&household.approval_ref);
@@ -211,11 +200,14 @@ pub fn household_sha256(household: &Household) -> String {
 
 /// The key of a household row, as `row_key` spells it from the row's values.
 pub fn household_key(household: &Household) -> String {
-    format!(
-        "{}/{}",
-        household.household_id.as_str(),
-        household.approved_from
-    )
+    let id = household.household_id.as_str();
+    household.approved_from.with_text(|month| {
+        let mut key = String::with_capacity(id.len() + 1 + month.len());
+        key.push_str(id);
+        key.push('/');
+        key.push_str(month);
+        key
+    })
 }
 
 pub const DECISION_TABLE: TableDef = TableDef {
@@ -400,6 +392,30 @@ mod tests {
             let row = household_values(household);
             assert_eq!(household_sha256(household), content_sha256(&row));
             assert_eq!(household_sha256(household), joined_sha256(&row));
+            // The dates are stored, hashed and keyed in the texts they always had
+            // (spelt here by `format!` and chrono, not by the hand-spelt path).
+            let month = household.approved_from;
+            let month_text = format!("{:04}-{:02}", month.year(), month.month());
+            let review_text = household.last_review.format("%Y-%m-%d").to_string();
+            for (column, expected) in [
+                ("approved_from", &month_text),
+                ("last_review", &review_text),
+            ] {
+                let index = HOUSEHOLD_TABLE
+                    .columns
+                    .iter()
+                    .position(|c| *c == column)
+                    .unwrap();
+                assert!(
+                    matches!(&row[index], SqlValue::Text(text) if text.as_str() == expected.as_str()),
+                    "{column}: {:?}",
+                    row[index]
+                );
+            }
+            assert_eq!(
+                household_key(household),
+                format!("{}/{month_text}", household.household_id.as_str())
+            );
         }
     }
 
