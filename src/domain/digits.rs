@@ -6,6 +6,8 @@
 /// digits than the field holds (every value has at least one, so an empty field holds
 /// none).
 pub fn fill_padded(field: &mut [u8], value: u64) -> bool {
+    // By hand rather than through `itoa` and a copy: `itoa` cost import 0.7% more
+    // instructions (callgrind, 20k roster).
     let fits = !field.is_empty()
         && u32::try_from(field.len())
             .ok()
@@ -23,10 +25,9 @@ pub fn fill_padded(field: &mut [u8], value: u64) -> bool {
     true
 }
 
-/// The text of bytes that are digits and separators only.
+/// The text of a fixed-width field: digits and separators, so always UTF-8.
 pub fn ascii(bytes: &[u8]) -> &str {
-    assert!(bytes.is_ascii(), "a fixed-width text is ASCII");
-    std::str::from_utf8(bytes).expect("ASCII is UTF-8")
+    std::str::from_utf8(bytes).expect("digits and separators are UTF-8")
 }
 
 #[cfg(test)]

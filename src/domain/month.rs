@@ -109,24 +109,22 @@ impl Month {
     pub fn compact(self) -> String {
         format!("{:04}{:02}", self.year, self.month)
     }
-}
 
-impl Month {
-    /// `YYYY-MM` for a year of four digits; `None` for any other year (arithmetic,
-    /// `plus` and `from_index`, can step outside `Month::new`'s years).
+    /// `YYYY-MM` for a year of 0..=9999 (zero-padded, as `{:04}` pads it); `None` for a
+    /// negative year or one of five digits (arithmetic, `plus` and `from_index`, can
+    /// step outside `Month::new`'s years).
     fn fixed_text(self) -> Option<[u8; 7]> {
-        let year = u32::try_from(self.year)
-            .ok()
-            .filter(|year| (1000..=9999).contains(year))?;
         let mut text = *b"0000-00";
-        let spelt = fill_padded(&mut text[..4], year.into())
+        let spelt = u32::try_from(self.year)
+            .is_ok_and(|year| fill_padded(&mut text[..4], year.into()))
             && fill_padded(&mut text[5..], self.month.into());
         spelt.then_some(text)
     }
 
-    /// Calls `use_text` with the month as `Display` shows it, spelt on the stack where
-    /// the year has four digits: a month goes into every household a run hashes and
-    /// every roster row stored, and a `String` or a formatter for each cost more.
+    /// Calls `use_text` with the month as `Display` shows it, on the stack where the
+    /// year has at most four digits: a month goes into every household a run hashes,
+    /// every roster row stored and every run line written and digested, and a `String`
+    /// or a formatter for each cost more.
     pub fn with_text<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
         match self.fixed_text() {
             Some(text) => use_text(ascii(&text)),
@@ -138,7 +136,7 @@ impl Month {
 impl fmt::Display for Month {
     /// `YYYY-MM`, spelt by hand: a month is shown for every household a run hashes and
     /// every line it writes, and `write!` with padded numbers cost several times more.
-    /// A year without exactly four digits is shown by `write!`, never refused.
+    /// A negative year or one of five digits is shown by `write!`, never refused.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.fixed_text() {
             Some(text) => formatter.pad(ascii(&text)),
@@ -147,20 +145,17 @@ impl fmt::Display for Month {
     }
 }
 
-/// Calls `use_text` with `date` as chrono's `Display` shows it (`YYYY-MM-DD`), spelt on
-/// the stack where the year is 1000..=9999, and by `Display` for any other year.
-/// chrono's `Display` writes through a formatter a character at a time, and a roster
-/// row's last review date goes through here whenever the row is stored or hashed.
+/// Calls `use_text` with `date` as chrono's `Display` shows it (`YYYY-MM-DD`, the year
+/// zero-padded to four digits), spelt on the stack for a year of 0..=9999 and by
+/// `Display` for any other. chrono's `Display` writes through a formatter a character
+/// at a time, and a roster row's last review date goes through here whenever the row
+/// is stored or hashed.
 pub fn with_date_text<R>(date: NaiveDate, use_text: impl FnOnce(&str) -> R) -> R {
     let mut text = *b"0000-00-00";
     let spelt = u32::try_from(date.year())
-        .ok()
-        .filter(|year| (1000..=9999).contains(year))
-        .is_some_and(|year| {
-            fill_padded(&mut text[..4], year.into())
-                && fill_padded(&mut text[5..7], date.month().into())
-                && fill_padded(&mut text[8..], date.day().into())
-        });
+        .is_ok_and(|year| fill_padded(&mut text[..4], year.into()))
+        && fill_padded(&mut text[5..7], date.month().into())
+        && fill_padded(&mut text[8..], date.day().into());
     if spelt {
         use_text(ascii(&text))
     } else {
@@ -238,8 +233,8 @@ mod tests {
     }
 
     /// `with_date_text` hands over chrono's `Display` text (what every stored date was
-    /// written as before it was spelt by hand): every day of 1900..=2199 spelt by hand,
-    /// and the years on either side of four digits and chrono's own limits, which take
+    /// written as before it was spelt on the stack): every day of 1900..=2199, years 0,
+    /// 999 and 9999 (on the stack), and -1, 10000 and chrono's own limits, which take
     /// `Display` itself.
     #[test]
     fn a_date_text_is_chronos_display() {

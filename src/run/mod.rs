@@ -297,7 +297,8 @@ impl RunDigest {
         bytes.clear();
         line.push_csv(&mut bytes);
         bytes.push(b',');
-        bytes.extend_from_slice(line.approved_from.to_string().as_bytes());
+        line.approved_from
+            .with_text(|month| bytes.extend_from_slice(month.as_bytes()));
         for text in [
             &line.account_number,
             &line.account_name,

@@ -551,7 +551,8 @@ impl StoreTx {
                     text(run_id),
                     SqlValue::Int(line.line_no),
                     SqlValue::Text(line.household_id.into()),
-                    SqlValue::Text(line.approved_from.to_string().into()),
+                    line.approved_from
+                        .with_text(|month| SqlValue::Text(month.into())),
                     SqlValue::Text(line.region_code.into()),
                     SqlValue::Text(line.area.into()),
                     text(line.status.as_str()),
