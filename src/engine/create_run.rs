@@ -111,7 +111,13 @@ pub async fn create_run(
     let (accounts, id_numbers) = match cached {
         Some(values) => values,
         None => {
+            tracing::debug!(month = %request.month, "finding the month's shared values");
             let values = find_shared_values(store, &mut transaction, request.month).await?;
+            tracing::debug!(
+                shared_accounts = values.0.len(),
+                shared_id_numbers = values.1.len(),
+                "shared values found"
+            );
             store
                 .keep_shared_values_beside(
                     &mut transaction,
@@ -603,6 +609,9 @@ pub(crate) async fn find_shared_values(
     month: Month,
 ) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
     if let Some(values) = transaction.shared_values_in_one_pass(month).await? {
+        return Ok(values);
+    }
+    if let Some(values) = store.shared_values_streamed(month).await? {
         return Ok(values);
     }
     let mut reader = store.begin_read().await?;
