@@ -600,9 +600,11 @@ async fn read_chunk(
 }
 
 /// The month's shared accounts and shared ID numbers (P15), for run creation and
-/// `work plan` alike: SQLite's one pass in this process, else two grouped scans side by
-/// side, a core each, the second on a read transaction of its own (it sees the same
-/// roster: no import commits while the caller holds `Inputs`).
+/// `work plan` alike: one ordered pass counted in this process (SQLite inside the
+/// transaction, PostgreSQL by a `COPY` stream on a connection of its own). Above
+/// `SHARED_VALUES_IN_MEMORY_MAX` versions, two grouped scans side by side, a core each,
+/// the second on a read transaction of its own. Another connection sees the same
+/// roster: no import commits while the caller holds `Inputs`.
 pub(crate) async fn find_shared_values(
     store: &Store,
     transaction: &mut StoreTx,

@@ -266,7 +266,7 @@ const CURRENT_VERSIONS_SQLITE: &str = "FROM (SELECT MAX(approved_from) AS latest
      account_number, head_id_number FROM household_version \
      WHERE approved_from <= $1 GROUP BY household_id) v";
 
-/// Versions above which SQLite's shared values are grouped by SQL, not counted in this
+/// Versions above which the shared values are grouped by SQL, not counted in this
 /// process: 16 bytes a version for each of the two columns, so at most 64 MiB
 /// (issue #7: peak memory at most 256 MiB at any size). Every version counts, those
 /// after the month too, so the bound holds before the pass. It assumes packable values
@@ -293,8 +293,8 @@ const VERSIONS_IN_BYTE_ORDER_POSTGRES: &str = "SELECT household_id, account_numb
      head_id_number FROM household_version WHERE approved_from <= $1 \
      ORDER BY household_id COLLATE \"C\", approved_from COLLATE \"C\"";
 
-/// Shared accounts and head ID numbers (P15), counted from `VERSIONS_IN_KEY_ORDER` one
-/// row at a time: only each household's last row counts. The buffers are reused, so
+/// Shared accounts and head ID numbers (P15), counted from `VERSIONS_IN_KEY_ORDER` or
+/// `VERSIONS_IN_BYTE_ORDER_POSTGRES` one row at a time: only each household's last row counts. The buffers are reused, so
 /// a row allocates nothing.
 struct SharedValuesFold {
     household_id: String,
@@ -783,10 +783,10 @@ pub struct PlaceTotal {
 
 impl Store {
     /// On PostgreSQL, both kinds of shared values, (accounts, head ID numbers), from
-    /// one stream of the versions in key order (`COPY` out on a connection of its own)
-    /// counted in this process, as SQLite's `StoreTx::shared_values_in_one_pass`. The
-    /// server reads its primary key once instead of sorting and grouping every
-    /// household twice, once for each column (issue #7). `None` on SQLite, and above
+    /// one stream of the versions sorted by bytes (`VERSIONS_IN_BYTE_ORDER_POSTGRES`,
+    /// `COPY` out on a connection of its own) counted in this process, as SQLite's
+    /// `StoreTx::shared_values_in_one_pass`. The server sorts the versions once instead
+    /// of sorting and grouping every household twice, once for each column (issue #7). `None` on SQLite, and above
     /// `SHARED_VALUES_IN_MEMORY_MAX` versions.
     ///
     /// Another connection sees the roster as committed; the caller holds the inputs
