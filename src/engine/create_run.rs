@@ -610,10 +610,7 @@ pub(crate) async fn find_shared_values(
     transaction: &mut StoreTx,
     month: Month,
 ) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
-    if let Some(values) = transaction.shared_values_in_one_pass(month).await? {
-        return Ok(values);
-    }
-    if let Some(values) = store.shared_values_streamed(month).await? {
+    if let Some(values) = transaction.shared_values_in_one_pass(store, month).await? {
         return Ok(values);
     }
     let mut reader = store.begin_read().await?;

@@ -294,8 +294,8 @@ const VERSIONS_IN_BYTE_ORDER_POSTGRES: &str = "SELECT household_id, account_numb
      ORDER BY household_id COLLATE \"C\", approved_from COLLATE \"C\"";
 
 /// Shared accounts and head ID numbers (P15), counted from `VERSIONS_IN_KEY_ORDER` or
-/// `VERSIONS_IN_BYTE_ORDER_POSTGRES` one row at a time: only each household's last row counts. The buffers are reused, so
-/// a row allocates nothing.
+/// `VERSIONS_IN_BYTE_ORDER_POSTGRES` one row at a time: only each household's last row
+/// counts. The buffers are reused, so a row allocates nothing.
 struct SharedValuesFold {
     household_id: String,
     account_number: String,
@@ -513,19 +513,23 @@ impl StoreTx {
         Ok(values.into_iter().collect())
     }
 
-    /// On SQLite, both kinds of shared values, (accounts, head ID numbers), from one
-    /// ordered pass over the versions current in `month`, counted in this process
-    /// (`SharedValuesFold`): the same sets as `shared_values`, whose two sorts of every
-    /// value as text cost about 0.8 CPU-s per 200k households here (issue #7).
-    /// `None` on PostgreSQL (`Store::shared_values_streamed` reads there), and when the
-    /// roster holds more than `SHARED_VALUES_IN_MEMORY_MAX` versions: the caller then
-    /// asks `shared_values`.
+    /// Both kinds of shared values, (accounts, head ID numbers), from one ordered pass
+    /// over the versions current in `month`, counted in this process
+    /// (`SharedValuesFold`): the same sets as `shared_values`, which sorts and groups
+    /// every household once for each column (issue #7). SQLite reads inside this
+    /// transaction, in its clustered key's order. PostgreSQL streams the versions by
+    /// `COPY` on a connection of `store`'s own, sorted by bytes; that connection sees
+    /// the roster as committed, and the caller holds the inputs lock
+    /// (`TxLock::Inputs`), so no import changes it meanwhile. `None` when the roster
+    /// holds more than `SHARED_VALUES_IN_MEMORY_MAX` versions: the caller then asks
+    /// `shared_values`.
     pub async fn shared_values_in_one_pass(
         &mut self,
+        store: &Store,
         month: Month,
     ) -> StoreResult<Option<(HashSet<String>, HashSet<String>)>> {
         let StoreTx::Sqlite(transaction) = self else {
-            return Ok(None);
+            return store.shared_values_streamed(month).await;
         };
         let month_text = month.to_string();
         with_raw(transaction, |connection| {
@@ -782,22 +786,17 @@ pub struct PlaceTotal {
 }
 
 impl Store {
-    /// On PostgreSQL, both kinds of shared values, (accounts, head ID numbers), from
-    /// one stream of the versions sorted by bytes (`VERSIONS_IN_BYTE_ORDER_POSTGRES`,
-    /// `COPY` out on a connection of its own) counted in this process, as SQLite's
-    /// `StoreTx::shared_values_in_one_pass`. The server sorts the versions once instead
-    /// of sorting and grouping every household twice, once for each column (issue #7). `None` on SQLite, and above
-    /// `SHARED_VALUES_IN_MEMORY_MAX` versions.
-    ///
-    /// Another connection sees the roster as committed; the caller holds the inputs
-    /// lock (`TxLock::Inputs`), so no import changes it meanwhile.
-    pub async fn shared_values_streamed(
+    /// PostgreSQL's half of `StoreTx::shared_values_in_one_pass`: the versions sorted by
+    /// bytes (`VERSIONS_IN_BYTE_ORDER_POSTGRES`), one `COPY` stream on a connection of
+    /// this pool's own, folded as they arrive.
+    async fn shared_values_streamed(
         &self,
         month: Month,
     ) -> StoreResult<Option<(HashSet<String>, HashSet<String>)>> {
-        if matches!(self, Store::Sqlite(_)) {
-            return Ok(None);
-        }
+        assert!(
+            matches!(self, Store::Postgres(_)),
+            "SQLite reads its shared values inside the run's transaction"
+        );
         let counted = self
             .fetch_mapped(VERSION_COUNT, &[], |row| Ok(row.int("versions")?))
             .await?;
